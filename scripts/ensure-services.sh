@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Installs (when missing) and starts what Berth needs on a single Debian host:
+# PostgreSQL 15, Redis 7 and a Docker engine. Idempotent: already-running
+# services are left alone. Used by `npm run quickstart` and `npm test`.
+#
+# Databases: creates role `berth` (password `berth`) owning databases `berth`
+# and `berth_test`, unless they exist.
+set -euo pipefail
+
+log() { printf '[services] %s\n' "$*"; }
+die() { printf '[services] ERROR: %s\n' "$*" >&2; exit 1; }
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || die "run as root, or install sudo"
+  SUDO="sudo"
+fi
+
+apt_updated=0
+apt_install() {
+  local missing=()
+  for pkg in "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ $apt_updated -eq 0 ]; then
+    log "apt-get update"
+    $SUDO apt-get update -qq
+    apt_updated=1
+  fi
+  log "installing ${missing[*]}"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+wait_for() {
+  local what=$1 tries=$2; shift 2
+  for _ in $(seq "$tries"); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    sleep 0.5
+  done
+  die "$what did not come up"
+}
+
+# --- PostgreSQL ---
+apt_install postgresql
+if ! pg_lsclusters -h 2>/dev/null | grep -q .; then
+  log "creating PostgreSQL cluster"
+  $SUDO pg_createcluster 15 main >/dev/null
+fi
+cluster=$(pg_lsclusters -h | head -n1)
+pg_version=$(awk '{print $1}' <<<"$cluster")
+pg_name=$(awk '{print $2}' <<<"$cluster")
+pg_port=$(awk '{print $3}' <<<"$cluster")
+if ! pg_lsclusters -h | awk '{print $4}' | head -n1 | grep -q online; then
+  log "starting PostgreSQL $pg_version/$pg_name on port $pg_port"
+  $SUDO pg_ctlcluster "$pg_version" "$pg_name" start
+fi
+as_postgres() { if [ -z "$SUDO" ]; then runuser -u postgres -- "$@"; else sudo -u postgres "$@"; fi; }
+wait_for "PostgreSQL" 60 as_postgres psql -p "$pg_port" -qAtc 'SELECT 1'
+psql_admin() { as_postgres psql -p "$pg_port" -v ON_ERROR_STOP=1 -qAt "$@"; }
+if [ "$(psql_admin -c "SELECT 1 FROM pg_roles WHERE rolname = 'berth'")" != "1" ]; then
+  log "creating role berth"
+  psql_admin -c "CREATE ROLE berth LOGIN PASSWORD 'berth'"
+fi
+for db in berth berth_test; do
+  if [ "$(psql_admin -c "SELECT 1 FROM pg_database WHERE datname = '$db'")" != "1" ]; then
+    log "creating database $db"
+    psql_admin -c "CREATE DATABASE $db OWNER berth"
+  fi
+done
+
+# --- Redis ---
+apt_install redis-server
+if ! redis-cli -p 6379 ping >/dev/null 2>&1; then
+  log "starting Redis on 127.0.0.1:6379"
+  # BullMQ needs keys kept: noeviction, as its documentation requires.
+  $SUDO redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --maxmemory-policy noeviction \
+    --save '' --appendonly no --logfile /var/log/redis-berth.log
+  wait_for "Redis" 40 redis-cli -p 6379 ping
+fi
+
+# --- Docker engine ---
+if ! command -v dockerd >/dev/null 2>&1; then
+  apt_install docker.io
+fi
+apt_install tini # docker-init: PID 1 inside session containers (HostConfig.Init)
+if ! docker info >/dev/null 2>&1; then
+  log "starting the Docker engine"
+  # No bridge and no iptables: session containers use host networking on a
+  # single host; no private-range network is ever created.
+  $SUDO sh -c 'nohup dockerd --bridge=none --iptables=false >/var/log/dockerd.log 2>&1 &'
+  wait_for "the Docker engine (see /var/log/dockerd.log)" 60 docker info
+fi
+log "PostgreSQL :$pg_port, Redis :6379 and Docker $(docker version --format '{{.Server.Version}}') are up"

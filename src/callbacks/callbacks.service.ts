@@ -1,0 +1,59 @@
+import { Injectable, Logger } from '@nestjs/common';
+import { DomainException, ErrorCode } from '../common/domain.exception';
+import { tokenMatches } from '../common/tokens';
+import { SessionJobs } from '../provisioning/session-jobs.service';
+import { SessionStatus } from '../sessions/session-status';
+import { Session } from '../sessions/session.entity';
+import { SessionsRepository } from '../sessions/sessions.repository';
+
+/**
+ * What session containers tell Berth about themselves. Each call must carry
+ * the session's callback secret; a wrong or missing one changes nothing.
+ */
+@Injectable()
+export class CallbacksService {
+  private readonly logger = new Logger(CallbacksService.name);
+
+  constructor(
+    private readonly sessions: SessionsRepository,
+    private readonly jobs: SessionJobs,
+  ) {}
+
+  /** The container is listening at `url`: `starting` becomes `started`. */
+  async reportReady(sessionId: string, token: string | undefined, url: string): Promise<Session> {
+    await this.authenticate(sessionId, token);
+    const started = await this.sessions.transition(sessionId, SessionStatus.Started, { tunnelUrl: url, startedAt: 'now' });
+    if (started) {
+      this.logger.log({ msg: 'session started', sessionId, tunnelUrl: url });
+      return started;
+    }
+    const current = await this.sessions.findById(sessionId);
+    // A repeated callback (the container retried after a lost response) is fine.
+    if (current?.status === SessionStatus.Started && current.tunnelUrl === url) return current;
+    throw new DomainException(ErrorCode.SessionNotLive, `Session ${sessionId} is ${current?.status ?? 'gone'}; the container should exit`);
+  }
+
+  /** The container could not start: the session fails and its container is removed. */
+  async reportFailure(sessionId: string, token: string | undefined, errorMessage: string): Promise<Session> {
+    await this.authenticate(sessionId, token);
+    const failed = await this.sessions.transition(sessionId, SessionStatus.Failed, { errorMessage });
+    if (!failed) {
+      const current = await this.sessions.findById(sessionId);
+      throw new DomainException(ErrorCode.SessionNotLive, `Session ${sessionId} is already ${current?.status ?? 'gone'}`);
+    }
+    this.logger.warn({ msg: 'session failed (reported by container)', sessionId, error: errorMessage });
+    await this.jobs.teardown(sessionId).catch((error: Error) =>
+      this.logger.warn({ msg: 'teardown not queued; cleanup will reap the container', sessionId, error: error.message }),
+    );
+    return failed;
+  }
+
+  private async authenticate(sessionId: string, token: string | undefined): Promise<void> {
+    const hash = await this.sessions.findCallbackTokenHash(sessionId);
+    // Unknown session and wrong secret look the same, so callers learn nothing.
+    if (!token || !hash || !tokenMatches(token, hash)) {
+      this.logger.warn({ msg: 'callback refused: bad credentials', sessionId });
+      throw new DomainException(ErrorCode.CallbackUnauthorized, 'Missing or invalid callback credentials');
+    }
+  }
+}

@@ -1,0 +1,111 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { BerthConfig } from '../config/berth-config';
+import { CONTAINER_PLATFORM, ContainerPlatform } from '../platform/container-platform';
+import { refOf } from '../provisioning/session-provisioner.service';
+import { SessionStatus } from '../sessions/session-status';
+import { Session } from '../sessions/session.entity';
+import { SessionsRepository } from '../sessions/sessions.repository';
+
+export interface SweepReport {
+  expired: number;
+  timedOut: number;
+  vanished: number;
+  orphansRemoved: number;
+}
+
+export interface SweepProgress {
+  phase: 'expire' | 'start-timeout' | 'check-running' | 'orphans' | 'done';
+  report: SweepReport;
+}
+
+/** How many platform calls the sweep makes at once. */
+const PARALLELISM = 8;
+
+async function forEachLimited<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const lanes = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) await fn(items[next++]);
+  });
+  await Promise.all(lanes);
+}
+
+/**
+ * Reconciliation: drives what runs on the platform toward what Postgres says.
+ * Runs every CLEANUP_INTERVAL_MINUTES and once when a worker starts. Safe to
+ * run concurrently with itself and with provisioning: every change is a
+ * conditional update, and removing a container twice is harmless.
+ */
+@Injectable()
+export class CleanupService {
+  private readonly logger = new Logger(CleanupService.name);
+
+  constructor(
+    private readonly sessions: SessionsRepository,
+    @Inject(CONTAINER_PLATFORM) private readonly platform: ContainerPlatform,
+    private readonly config: BerthConfig,
+  ) {}
+
+  async sweep(onProgress: (progress: SweepProgress) => Promise<void> | void = () => {}): Promise<SweepReport> {
+    const report: SweepReport = { expired: 0, timedOut: 0, vanished: 0, orphansRemoved: 0 };
+
+    await onProgress({ phase: 'expire', report });
+    const expired = await this.sessions.expireDue();
+    report.expired = expired.length;
+    await this.removeContainers(expired, 'expired');
+
+    await onProgress({ phase: 'start-timeout', report });
+    const stuck = await this.sessions.failStuck(this.config.sessions.startTimeoutSeconds);
+    report.timedOut = stuck.length;
+    await this.removeContainers(stuck, 'start timeout');
+
+    await onProgress({ phase: 'check-running', report });
+    report.vanished = await this.failSessionsWithDeadContainers();
+
+    await onProgress({ phase: 'orphans', report });
+    report.orphansRemoved = await this.removeOrphans();
+
+    await onProgress({ phase: 'done', report });
+    if (Object.values(report).some((count) => count > 0)) this.logger.log({ msg: 'cleanup sweep', ...report });
+    return report;
+  }
+
+  /** Started sessions whose container exited or disappeared are failed and cleaned. */
+  private async failSessionsWithDeadContainers(): Promise<number> {
+    const started = (await this.sessions.findLive()).filter((session) => session.status === SessionStatus.Started);
+    let count = 0;
+    await forEachLimited(started, PARALLELISM, async (session) => {
+      const status = await this.platform.poll(refOf(session));
+      if (status.state === 'running') return;
+      const reason = status.state === 'exited' ? status.reason : 'container disappeared';
+      const failed = await this.sessions.transition(session.id, SessionStatus.Failed, { errorMessage: reason });
+      if (!failed) return;
+      count++;
+      this.logger.warn({ msg: 'session container is no longer running', sessionId: session.id, error: reason });
+      await this.platform.stop(refOf(session));
+    });
+    return count;
+  }
+
+  /** Containers this install created whose session is not live are removed. */
+  private async removeOrphans(): Promise<number> {
+    const managed = await this.platform.listManaged();
+    const live = await this.sessions.liveIds(managed.map((container) => container.sessionId).filter(isUuid));
+    const orphans = managed.filter((container) => !live.has(container.sessionId));
+    await forEachLimited(orphans, PARALLELISM, async (orphan) => {
+      this.logger.log({ msg: 'removing orphaned container', sessionId: orphan.sessionId, container: orphan.containerName });
+      await this.platform.stop({ sessionId: orphan.sessionId, kind: orphan.kind, state: { containerName: orphan.containerName } });
+    });
+    return orphans.length;
+  }
+
+  private async removeContainers(sessions: Session[], why: string): Promise<void> {
+    await forEachLimited(sessions, PARALLELISM, async (session) => {
+      this.logger.log({ msg: `session ended: ${why}`, sessionId: session.id });
+      await this.platform.stop(refOf(session));
+    });
+  }
+}
+
+function isUuid(value: string | undefined): value is string {
+  return !!value && /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(value);
+}

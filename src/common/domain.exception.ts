@@ -1,0 +1,30 @@
+/**
+ * Domain errors carry a stable string code; HttpErrorFilter maps the code to an
+ * HTTP status at the edge, so services never think in HTTP.
+ */
+export enum ErrorCode {
+  InvalidRequest = 'invalid_request',
+  SessionNotFound = 'session_not_found',
+  SessionNotLive = 'session_not_live',
+  CallbackUnauthorized = 'callback_unauthorized',
+  DependencyUnavailable = 'dependency_unavailable',
+}
+
+export class DomainException extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly details: Record<string, unknown> = {},
+  ) {
+    super(message);
+    this.name = 'DomainException';
+  }
+}
+
+export const ERROR_HTTP_STATUS: Record<ErrorCode, number> = {
+  [ErrorCode.InvalidRequest]: 400,
+  [ErrorCode.SessionNotFound]: 404,
+  [ErrorCode.SessionNotLive]: 409,
+  [ErrorCode.CallbackUnauthorized]: 401,
+  [ErrorCode.DependencyUnavailable]: 503,
+};

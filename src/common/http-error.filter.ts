@@ -1,0 +1,60 @@
+import { ArgumentsHost, Catch, ExceptionFilter, HttpException, Logger } from '@nestjs/common';
+import { STATUS_CODES } from 'node:http';
+import type { Response } from 'express';
+import { isDependencyUnavailable } from './dependency-errors';
+import { DomainException, ERROR_HTTP_STATUS } from './domain.exception';
+
+interface ErrorBody {
+  statusCode: number;
+  error: string;
+  message: string | string[];
+  code?: string;
+}
+
+/**
+ * The one place errors become HTTP responses. Clients get a status, a code and
+ * a readable message; never a stack trace. Unknown errors are logged in full.
+ */
+@Catch()
+export class HttpErrorFilter implements ExceptionFilter {
+  private readonly logger = new Logger('HttpError');
+
+  catch(exception: unknown, host: ArgumentsHost): void {
+    const response = host.switchToHttp().getResponse<Response>();
+    const body = this.toBody(exception);
+    if (body.statusCode >= 500) {
+      const error = exception as Error;
+      this.logger.error({ msg: 'request failed', status: body.statusCode, error: error?.message, stack: error?.stack });
+    }
+    if (!response.headersSent) response.status(body.statusCode).json(body);
+  }
+
+  private toBody(exception: unknown): ErrorBody {
+    if (exception instanceof DomainException) {
+      const statusCode = ERROR_HTTP_STATUS[exception.code];
+      return { statusCode, error: STATUS_CODES[statusCode] ?? 'Error', message: exception.message, code: exception.code };
+    }
+    if (exception instanceof HttpException) {
+      const statusCode = exception.getStatus();
+      const payload = exception.getResponse();
+      const message =
+        typeof payload === 'string' ? payload : ((payload as { message?: string | string[] }).message ?? exception.message);
+      return { statusCode, error: STATUS_CODES[statusCode] ?? 'Error', message };
+    }
+    // body-parser errors (malformed JSON, payload too large) carry their own status.
+    const parserError = exception as { status?: number; type?: string; message?: string };
+    if (typeof parserError?.status === 'number' && parserError.status >= 400 && parserError.status < 500) {
+      const message = parserError.type === 'entity.parse.failed' ? 'Request body is not valid JSON' : parserError.message ?? 'Bad request';
+      return { statusCode: parserError.status, error: STATUS_CODES[parserError.status] ?? 'Error', message };
+    }
+    if (isDependencyUnavailable(exception)) {
+      return {
+        statusCode: 503,
+        error: 'Service Unavailable',
+        message: 'A backing service (database or queue) is unreachable; nothing was changed. Retry shortly.',
+        code: 'dependency_unavailable',
+      };
+    }
+    return { statusCode: 500, error: 'Internal Server Error', message: 'Internal server error' };
+  }
+}

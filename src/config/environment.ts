@@ -1,0 +1,217 @@
+import 'reflect-metadata';
+import { plainToInstance, Transform } from 'class-transformer';
+import {
+  IsBoolean,
+  IsIn,
+  IsInt,
+  IsNumber,
+  IsOptional,
+  IsString,
+  IsUrl,
+  Matches,
+  Max,
+  Min,
+  validateSync,
+} from 'class-validator';
+
+/**
+ * Every environment variable Berth reads, with its default. This class is the
+ * single source of truth: `.env.example` documents the same names, and
+ * `loadConfig` validates them at boot so a typo fails fast, naming the variable.
+ */
+// Reads the raw string (obj[key]): implicit conversion would already have turned "false" into true.
+const toBool = ({ obj, key }: { obj: Record<string, unknown>; key: string }) => {
+  const raw = obj[key];
+  if (typeof raw !== 'string') return raw;
+  const normalized = raw.toLowerCase();
+  if (['1', 'true', 'yes', 'on'].includes(normalized)) return true;
+  if (['0', 'false', 'no', 'off'].includes(normalized)) return false;
+  return raw; // not a boolean: @IsBoolean reports it
+};
+
+const URL_OPTIONS = { require_tld: false, require_protocol: true, protocols: ['http', 'https'] };
+
+export class EnvironmentVariables {
+  // --- HTTP API ---
+  @IsString()
+  HOST: string = '0.0.0.0';
+
+  @IsInt()
+  @Min(0)
+  @Max(65535)
+  PORT: number = 3000;
+
+  /** Where users reach the API; used to build links shown to them. */
+  @IsUrl(URL_OPTIONS)
+  PUBLIC_URL: string = 'http://127.0.0.1:3000';
+
+  /** Where session containers reach the callback API. Defaults to PUBLIC_URL + /api/v1/callbacks. */
+  @IsOptional()
+  @IsUrl(URL_OPTIONS)
+  CALLBACK_URL?: string;
+
+  /** Comma-separated list of origins allowed by CORS; empty disables CORS. */
+  @IsString()
+  CORS_ORIGINS: string = '';
+
+  /** Run the BullMQ processors inside the API process (development, single-node installs). */
+  @Transform(toBool)
+  @IsBoolean()
+  RUN_WORKER_IN_API: boolean = false;
+
+  // --- Storage ---
+  @Matches(/^postgres(ql)?:\/\/.+/, { message: 'DATABASE_URL must be a postgres:// URL' })
+  DATABASE_URL: string = 'postgres://berth:berth@127.0.0.1:5432/berth';
+
+  @IsInt()
+  @Min(1)
+  @Max(200)
+  DATABASE_POOL_SIZE: number = 10;
+
+  @Transform(toBool)
+  @IsBoolean()
+  RUN_MIGRATIONS_ON_START: boolean = true;
+
+  @Matches(/^rediss?:\/\/.+/, { message: 'REDIS_URL must be a redis:// or rediss:// URL' })
+  REDIS_URL: string = 'redis://127.0.0.1:6379';
+
+  /** Key prefix for every BullMQ queue; lets several installs share one Redis. */
+  @Matches(/^[a-zA-Z0-9_-]+$/, { message: 'QUEUE_PREFIX may contain letters, digits, - and _' })
+  QUEUE_PREFIX: string = 'berth';
+
+  // --- Sessions ---
+  @IsIn(['docker', 'kubernetes'])
+  CONTAINER_PLATFORM: 'docker' | 'kubernetes' = 'docker';
+
+  @IsString()
+  TERMINAL_IMAGE: string = 'berth/terminal:latest';
+
+  /** Default and maximum lifetime of a terminal session. */
+  @IsNumber()
+  @Min(0.001)
+  @Max(24 * 365)
+  TERMINAL_TTL_HOURS: number = 24;
+
+  @IsNumber()
+  @Min(0.001)
+  @Max(24 * 60)
+  CLEANUP_INTERVAL_MINUTES: number = 5;
+
+  /** A session not `started` this long after creation is failed and its container removed. */
+  @IsInt()
+  @Min(1)
+  @Max(3600)
+  START_TIMEOUT_SECONDS: number = 60;
+
+  @IsInt()
+  @Min(1)
+  @Max(20)
+  PROVISION_ATTEMPTS: number = 5;
+
+  @IsInt()
+  @Min(10)
+  @Max(600_000)
+  PROVISION_BACKOFF_MS: number = 1000;
+
+  @IsInt()
+  @Min(1)
+  @Max(1000)
+  WORKER_CONCURRENCY: number = 32;
+
+  /** How long SIGTERM waits for in-flight requests and jobs before exiting anyway. */
+  @IsInt()
+  @Min(1)
+  @Max(600)
+  SHUTDOWN_TIMEOUT_SECONDS: number = 25;
+
+  /** Ownership label value: two installs sharing one engine never touch each other's containers. */
+  @Matches(/^[a-z0-9][a-z0-9-]{0,30}$/, { message: 'BERTH_INSTANCE must be 1-31 lowercase letters, digits or -' })
+  BERTH_INSTANCE: string = 'berth';
+
+  // --- Session container limits (hardening is always on) ---
+  @IsInt()
+  @Min(16)
+  @Max(1024 * 1024)
+  SESSION_MEMORY_MB: number = 256;
+
+  @IsNumber()
+  @Min(0.01)
+  @Max(256)
+  SESSION_CPUS: number = 0.5;
+
+  @IsInt()
+  @Min(16)
+  @Max(1_000_000)
+  SESSION_PIDS_LIMIT: number = 256;
+
+  @IsInt()
+  @Min(1)
+  @Max(64 * 1024)
+  SESSION_TMPFS_MB: number = 64;
+
+  // --- Docker platform ---
+  @IsString()
+  DOCKER_SOCKET_PATH: string = '/var/run/docker.sock';
+
+  /** Engine API version; 1.41 is what Debian bookworm's docker.io speaks. */
+  @Matches(/^v\d+\.\d+$/, { message: 'DOCKER_API_VERSION must look like v1.41' })
+  DOCKER_API_VERSION: string = 'v1.41';
+
+  /**
+   * `host`: containers share the host network, each server binds its own
+   * kernel-assigned port on DOCKER_ADVERTISE_HOST (single host, tests).
+   * Anything else: the name of an existing Docker network (compose), where
+   * containers listen on SESSION_CONTAINER_PORT and are reached by name.
+   */
+  @Matches(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/, { message: 'DOCKER_NETWORK must be "host" or a Docker network name' })
+  DOCKER_NETWORK: string = 'host';
+
+  @IsString()
+  DOCKER_ADVERTISE_HOST: string = '127.0.0.1';
+
+  @IsInt()
+  @Min(1)
+  @Max(65535)
+  SESSION_CONTAINER_PORT: number = 7681;
+
+  // --- Kubernetes platform ---
+  @Matches(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, { message: 'K8S_NAMESPACE must be a DNS label' })
+  K8S_NAMESPACE: string = 'berth-sessions';
+
+  @Transform(toBool)
+  @IsBoolean()
+  K8S_IN_CLUSTER: boolean = false;
+
+  // --- Logging ---
+  @IsIn(['error', 'warn', 'log', 'debug', 'verbose'])
+  LOG_LEVEL: 'error' | 'warn' | 'log' | 'debug' | 'verbose' = 'log';
+
+  @IsIn(['json', 'pretty'])
+  LOG_FORMAT: 'json' | 'pretty' = 'json';
+}
+
+export class ConfigValidationError extends Error {}
+
+/** Reads and validates the environment; throws one error listing every bad variable. */
+export function parseEnvironment(env: NodeJS.ProcessEnv): EnvironmentVariables {
+  const defaults = new EnvironmentVariables();
+  const raw: Record<string, unknown> = {};
+  for (const key of Object.keys(defaults) as (keyof EnvironmentVariables)[]) {
+    const value = env[key];
+    if (value !== undefined && value !== '') raw[key] = value;
+  }
+  // CALLBACK_URL has no default value, so it is not an own key of `defaults`.
+  if (env.CALLBACK_URL) raw.CALLBACK_URL = env.CALLBACK_URL;
+
+  const parsed = plainToInstance(EnvironmentVariables, raw, { enableImplicitConversion: true });
+  const errors = validateSync(parsed, { whitelist: true });
+  if (errors.length > 0) {
+    const lines = errors.map((error) => {
+      const received = JSON.stringify(raw[error.property]);
+      const reasons = Object.values(error.constraints ?? {}).join('; ');
+      return `  ${error.property}=${received}: ${reasons}`;
+    });
+    throw new ConfigValidationError(`Invalid configuration:\n${lines.join('\n')}`);
+  }
+  return parsed;
+}

@@ -1,0 +1,71 @@
+import { Controller, Get, Inject, Res } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { ApiOkResponse, ApiOperation, ApiProperty, ApiServiceUnavailableResponse, ApiTags } from '@nestjs/swagger';
+import type { Response } from 'express';
+import { DataSource } from 'typeorm';
+import { CONTAINER_PLATFORM, ContainerPlatform } from '../platform/container-platform';
+import { SessionJobs } from '../provisioning/session-jobs.service';
+
+const CHECK_TIMEOUT_MS = 2000;
+
+class DependencyCheck {
+  @ApiProperty({ enum: ['up', 'down'] })
+  status: 'up' | 'down';
+
+  @ApiProperty()
+  latency_ms: number;
+
+  @ApiProperty({ required: false })
+  error?: string;
+}
+
+class HealthResponse {
+  @ApiProperty({ enum: ['ok', 'degraded'] })
+  status: 'ok' | 'degraded';
+
+  @ApiProperty({ example: { database: { status: 'up', latency_ms: 1 } } })
+  checks: { database: DependencyCheck; redis: DependencyCheck; platform: DependencyCheck & { name: string } };
+}
+
+async function check(probe: () => Promise<unknown>): Promise<DependencyCheck> {
+  const started = Date.now();
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      probe(),
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer within ${CHECK_TIMEOUT_MS} ms`)), CHECK_TIMEOUT_MS);
+      }),
+    ]);
+    return { status: 'up', latency_ms: Date.now() - started };
+  } catch (error) {
+    return { status: 'down', latency_ms: Date.now() - started, error: (error as Error).message };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+@ApiTags('health')
+@Controller('health')
+export class HealthController {
+  constructor(
+    @InjectDataSource() private readonly dataSource: DataSource,
+    private readonly jobs: SessionJobs,
+    @Inject(CONTAINER_PLATFORM) private readonly platform: ContainerPlatform,
+  ) {}
+
+  @Get()
+  @ApiOperation({ summary: 'Health of the API and what it depends on', description: '200 when all are up, 503 otherwise.' })
+  @ApiOkResponse({ type: HealthResponse })
+  @ApiServiceUnavailableResponse({ type: HealthResponse })
+  async health(@Res({ passthrough: true }) response: Response): Promise<HealthResponse> {
+    const [database, redis, platform] = await Promise.all([
+      check(() => this.dataSource.query('SELECT 1')),
+      check(() => this.jobs.pingRedis()),
+      check(() => this.platform.ping()),
+    ]);
+    const healthy = [database, redis, platform].every((result) => result.status === 'up');
+    response.status(healthy ? 200 : 503);
+    return { status: healthy ? 'ok' : 'degraded', checks: { database, redis, platform: { name: this.platform.name, ...platform } } };
+  }
+}

@@ -1,0 +1,39 @@
+import 'reflect-metadata';
+import { NestFactory } from '@nestjs/core';
+import { NestExpressApplication } from '@nestjs/platform-express';
+import { AppModule } from './app.module';
+import { createLogger } from './common/logger';
+import { BerthConfig } from './config/berth-config';
+import { configureHttpApp } from './http-app';
+import { handleShutdownSignals } from './shutdown';
+
+/** The API entry point. With RUN_WORKER_IN_API=true it also runs the worker (dev mode). */
+async function bootstrap(): Promise<void> {
+  let config: BerthConfig;
+  try {
+    config = BerthConfig.fromEnvironment();
+  } catch (error) {
+    console.error((error as Error).message);
+    process.exit(1);
+  }
+  const logger = createLogger(config);
+  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config, { api: true, worker: config.runWorkerInApi }), {
+    logger,
+  });
+  app.set('trust proxy', 'loopback');
+  app.useBodyParser('json', { limit: '64kb' });
+  configureHttpApp(app, config);
+  handleShutdownSignals(app, config.shutdownTimeoutMs, logger);
+  await app.listen(config.http.port, config.http.host);
+  logger.log({
+    msg: 'Berth API listening',
+    url: config.http.publicUrl,
+    docs: `${config.http.publicUrl}/docs`,
+    worker: config.runWorkerInApi,
+  });
+}
+
+bootstrap().catch((error: Error) => {
+  console.error(`Berth API failed to start: ${error.message}`);
+  process.exit(1);
+});

@@ -1,0 +1,96 @@
+import { SessionKind } from '../sessions/session-status';
+import { PlatformState } from '../sessions/session.entity';
+
+/** What the caller asks a platform to run for one session. */
+export interface SessionContainerSpec {
+  sessionId: string;
+  kind: SessionKind;
+  image: string;
+  /**
+   * Secrets and endpoints the session server needs. The platform adds its own
+   * networking variables (BERTH_LISTEN_HOST, BERTH_PORT, BERTH_ADVERTISE_HOST).
+   */
+  env: Record<string, string>;
+}
+
+/** Enough to find a container again, even from another process after a restart. */
+export interface ContainerRef {
+  sessionId: string;
+  kind: SessionKind;
+  /** The adapter's own small JSON document, persisted on the session row. */
+  state: PlatformState;
+}
+
+export interface StartedContainer {
+  containerId: string;
+  containerName: string;
+  state: PlatformState;
+  /** True when a container for this session already existed and was adopted. */
+  adopted: boolean;
+}
+
+export type ContainerStatus =
+  | { state: 'running' }
+  | { state: 'exited'; exitCode: number | null; reason: string }
+  | { state: 'gone' };
+
+/** A container this install created, as found on the platform (for orphan reaping). */
+export interface ManagedContainer {
+  sessionId: string;
+  kind: SessionKind;
+  containerName: string;
+  createdAt: Date;
+}
+
+/**
+ * The platform adapter contract, modelled on JupyterHub's Spawner.
+ *
+ * Guarantees every implementation gives:
+ * - `start` is idempotent: names are deterministic per session, and a container
+ *   that already exists for the session is adopted, never duplicated.
+ * - `stop` is idempotent: a container that is already gone is success.
+ * - `poll` never throws for a missing container; it answers `gone`.
+ * - Everything the adapter creates carries ownership labels (instance and
+ *   session id), and `listManaged` returns only those.
+ * - Errors are PlatformError, flagged transient (retry) or permanent (fail).
+ * Timeouts are the caller's job, not the adapter's.
+ */
+export interface ContainerPlatform {
+  readonly name: 'docker' | 'kubernetes';
+  start(spec: SessionContainerSpec): Promise<StartedContainer>;
+  stop(ref: ContainerRef): Promise<void>;
+  poll(ref: ContainerRef): Promise<ContainerStatus>;
+  listManaged(): Promise<ManagedContainer[]>;
+  /** Cheap reachability check for /health. */
+  ping(): Promise<void>;
+}
+
+/** Injection token for the configured ContainerPlatform. */
+export const CONTAINER_PLATFORM = Symbol('ContainerPlatform');
+
+export class PlatformError extends Error {
+  constructor(
+    message: string,
+    /** Transient errors (engine unreachable, 5xx) are retried with backoff; permanent ones fail the session. */
+    readonly transient: boolean,
+  ) {
+    super(message);
+    this.name = 'PlatformError';
+  }
+}
+
+/** Labels every adapter puts on what it creates. */
+export const LABELS = {
+  managedBy: 'berth.managed-by',
+  instance: 'berth.instance',
+  sessionId: 'berth.session-id',
+  kind: 'berth.session-kind',
+} as const;
+
+/**
+ * Deterministic, DNS-safe name: a readable prefix plus the session id, which
+ * is already unique. Valid as a Docker container name and a Kubernetes name.
+ */
+export function sessionContainerName(instance: string, kind: SessionKind, sessionId: string): string {
+  return `${instance}-${kind}-${sessionId}`.toLowerCase();
+}

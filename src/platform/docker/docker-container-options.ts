@@ -1,0 +1,60 @@
+import type { ContainerCreateOptions } from 'dockerode';
+import { BerthConfig } from '../../config/berth-config';
+import { LABELS, SessionContainerSpec } from '../container-platform';
+
+/** The unprivileged user every session image runs as. */
+export const SESSION_UID = 1000;
+
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host.startsWith('127.') || host === '::1';
+}
+
+/**
+ * Pure builder for a session container's create options: hardened by default
+ * (non-root, no capabilities, no privilege escalation, read-only root with
+ * tmpfs for the writable paths, memory/CPU/pids limits). Unit-tested without
+ * an engine.
+ */
+export function buildContainerOptions(
+  name: string,
+  spec: SessionContainerSpec,
+  config: BerthConfig,
+  networkEnv: Record<string, string>,
+): ContainerCreateOptions {
+  const { limits, docker, instance } = config.platform;
+  const env = { ...spec.env, ...networkEnv };
+  const tmpfs = `rw,nosuid,nodev,size=${limits.tmpfsBytes}`;
+  return {
+    name,
+    Image: spec.image,
+    User: `${SESSION_UID}:${SESSION_UID}`,
+    Env: Object.entries(env).map(([key, value]) => `${key}=${value}`),
+    Labels: {
+      [LABELS.managedBy]: 'berth',
+      [LABELS.instance]: instance,
+      [LABELS.sessionId]: spec.sessionId,
+      [LABELS.kind]: spec.kind,
+    },
+    StopSignal: 'SIGTERM',
+    HostConfig: {
+      NetworkMode: docker.network,
+      // tini as PID 1 reaps the orphans a user's shell leaves behind.
+      Init: true,
+      ReadonlyRootfs: true,
+      Tmpfs: {
+        '/tmp': tmpfs,
+        [`/home/berth`]: `${tmpfs},uid=${SESSION_UID},gid=${SESSION_UID}`,
+      },
+      CapDrop: ['ALL'],
+      SecurityOpt: ['no-new-privileges:true'],
+      Memory: limits.memoryBytes,
+      // Equal to Memory: no swap, so the limit is a real limit.
+      MemorySwap: limits.memoryBytes,
+      NanoCpus: limits.nanoCpus,
+      PidsLimit: limits.pidsLimit,
+      RestartPolicy: { Name: 'no' },
+      // Bounded logs: a chatty session cannot fill the host's disk.
+      LogConfig: { Type: 'json-file', Config: { 'max-size': '1m', 'max-file': '1' } },
+    },
+  };
+}

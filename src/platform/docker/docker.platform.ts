@@ -1,0 +1,215 @@
+import { Injectable, Logger } from '@nestjs/common';
+import Docker from 'dockerode';
+import { BerthConfig } from '../../config/berth-config';
+import { SessionKind } from '../../sessions/session-status';
+import {
+  ContainerPlatform,
+  ContainerRef,
+  ContainerStatus,
+  LABELS,
+  ManagedContainer,
+  PlatformError,
+  SessionContainerSpec,
+  StartedContainer,
+  sessionContainerName,
+} from '../container-platform';
+import { buildContainerOptions, isLoopback } from './docker-container-options';
+
+interface DockerApiError {
+  statusCode?: number;
+  code?: string;
+  message?: string;
+  json?: { message?: string };
+}
+
+/** Seconds Docker waits after SIGTERM before SIGKILL; the session servers exit in well under one. */
+const STOP_GRACE_SECONDS = 3;
+
+/**
+ * Runs sessions as hardened Docker containers. The only file that knows
+ * dockerode: everything else sees the ContainerPlatform contract.
+ */
+@Injectable()
+export class DockerPlatform implements ContainerPlatform {
+  readonly name = 'docker' as const;
+  private readonly logger = new Logger(DockerPlatform.name);
+  private readonly docker: Docker;
+
+  constructor(private readonly config: BerthConfig) {
+    const { socketPath, apiVersion } = config.platform.docker;
+    this.docker = new Docker({ socketPath, version: apiVersion });
+  }
+
+  async start(spec: SessionContainerSpec): Promise<StartedContainer> {
+    const name = sessionContainerName(this.config.platform.instance, spec.kind, spec.sessionId);
+    const options = buildContainerOptions(name, spec, this.config, this.networkEnv(name));
+    let adopted = false;
+    let container: Docker.Container;
+    try {
+      container = await this.docker.createContainer(options);
+    } catch (error) {
+      if (statusOf(error) !== 409) throw toPlatformError(error, `creating container ${name}`, spec.image);
+      // The name is taken: an earlier delivery of this job (or another worker)
+      // created it. Adopt it rather than create a second one.
+      const adoptedContainer = await this.adopt(name, spec.sessionId);
+      if (!adoptedContainer) return this.start(spec);
+      container = adoptedContainer;
+      adopted = true;
+    }
+    try {
+      await container.start();
+    } catch (error) {
+      // 304: already running (adopted). Anything else is a real failure.
+      if (statusOf(error) !== 304) throw toPlatformError(error, `starting container ${name}`, spec.image);
+    }
+    return { containerId: container.id, containerName: name, state: { containerName: name, containerId: container.id }, adopted };
+  }
+
+  async stop(ref: ContainerRef): Promise<void> {
+    const name = this.nameOf(ref);
+    const container = this.docker.getContainer(name);
+    try {
+      await container.stop({ t: STOP_GRACE_SECONDS });
+    } catch (error) {
+      const status = statusOf(error);
+      // 304 already stopped, 404 already gone: both are what we want.
+      if (status === 404) return;
+      if (status !== 304) this.logger.warn({ msg: 'graceful stop failed, forcing removal', sessionId: ref.sessionId, error: messageOf(error) });
+    }
+    try {
+      await container.remove({ force: true, v: true });
+    } catch (error) {
+      const status = statusOf(error);
+      // 404 gone; 409 "removal already in progress" from a concurrent teardown.
+      if (status === 404 || status === 409) return;
+      throw toPlatformError(error, `removing container ${name}`);
+    }
+  }
+
+  async poll(ref: ContainerRef): Promise<ContainerStatus> {
+    const name = this.nameOf(ref);
+    let info: Docker.ContainerInspectInfo;
+    try {
+      info = await this.docker.getContainer(name).inspect();
+    } catch (error) {
+      if (statusOf(error) === 404) return { state: 'gone' };
+      throw toPlatformError(error, `inspecting container ${name}`);
+    }
+    if (info.State.Running || info.State.Restarting) return { state: 'running' };
+    if (info.State.Status === 'created') return { state: 'running' };
+    return { state: 'exited', exitCode: info.State.ExitCode, reason: await this.exitReason(name, info) };
+  }
+
+  async listManaged(): Promise<ManagedContainer[]> {
+    try {
+      const containers = await this.docker.listContainers({
+        all: true,
+        filters: { label: [`${LABELS.managedBy}=berth`, `${LABELS.instance}=${this.config.platform.instance}`] },
+      });
+      return containers.map((container) => ({
+        sessionId: container.Labels[LABELS.sessionId],
+        kind: container.Labels[LABELS.kind] as SessionKind,
+        containerName: (container.Names[0] ?? '').replace(/^\//, ''),
+        createdAt: new Date(container.Created * 1000),
+      }));
+    } catch (error) {
+      throw toPlatformError(error, 'listing containers');
+    }
+  }
+
+  async ping(): Promise<void> {
+    try {
+      await this.docker.ping();
+    } catch (error) {
+      throw toPlatformError(error, 'pinging the Docker engine');
+    }
+  }
+
+  /** The variables that tell the session server where to listen and what URL to report. */
+  private networkEnv(containerName: string): Record<string, string> {
+    const { network, advertiseHost, containerPort } = this.config.platform.docker;
+    if (network === 'host') {
+      // Port 0: the kernel picks a free port, so concurrent sessions on one host
+      // can never collide and no allocator has to be kept in sync.
+      return {
+        BERTH_LISTEN_HOST: isLoopback(advertiseHost) ? '127.0.0.1' : '0.0.0.0',
+        BERTH_PORT: '0',
+        BERTH_ADVERTISE_HOST: advertiseHost,
+      };
+    }
+    return { BERTH_LISTEN_HOST: '0.0.0.0', BERTH_PORT: String(containerPort), BERTH_ADVERTISE_HOST: containerName };
+  }
+
+  private nameOf(ref: ContainerRef): string {
+    const recorded = ref.state.containerName;
+    return typeof recorded === 'string' && recorded ? recorded : sessionContainerName(this.config.platform.instance, ref.kind, ref.sessionId);
+  }
+
+  /** Returns the existing container for this session, or null after removing a dead one so the caller can recreate it. */
+  private async adopt(name: string, sessionId: string): Promise<Docker.Container | null> {
+    const container = this.docker.getContainer(name);
+    let info: Docker.ContainerInspectInfo;
+    try {
+      info = await container.inspect();
+    } catch (error) {
+      if (statusOf(error) === 404) return null; // removed between our create and inspect
+      throw toPlatformError(error, `inspecting container ${name}`);
+    }
+    if (info.Config.Labels?.[LABELS.sessionId] !== sessionId) {
+      throw new PlatformError(`container name ${name} is taken by a container Berth does not own`, false);
+    }
+    if (info.State.Running || info.State.Status === 'created') return container;
+    // A dead container from an earlier attempt: replace it with a fresh one.
+    this.logger.log({ msg: 'replacing exited container from an earlier attempt', sessionId, container: name });
+    await container.remove({ force: true }).catch((error) => {
+      if (statusOf(error) !== 404 && statusOf(error) !== 409) throw toPlatformError(error, `removing container ${name}`);
+    });
+    return null;
+  }
+
+  private async exitReason(name: string, info: Docker.ContainerInspectInfo): Promise<string> {
+    const parts = [`container exited with code ${info.State.ExitCode}`];
+    if (info.State.OOMKilled) parts.push('killed: out of memory');
+    if (info.State.Error) parts.push(info.State.Error);
+    try {
+      const buffer = (await this.docker.getContainer(name).logs({ stdout: true, stderr: true, tail: 5 })) as unknown as Buffer;
+      const tail = demuxLogs(buffer).trim();
+      if (tail) parts.push(`last output: ${tail}`);
+    } catch {
+      // Logs are a courtesy; the exit code is the fact.
+    }
+    return parts.join('; ').slice(0, 1000);
+  }
+}
+
+/** Docker multiplexes stdout/stderr with 8-byte frame headers when there is no TTY. */
+function demuxLogs(buffer: Buffer): string {
+  const chunks: string[] = [];
+  let offset = 0;
+  while (offset + 8 <= buffer.length) {
+    const size = buffer.readUInt32BE(offset + 4);
+    chunks.push(buffer.subarray(offset + 8, offset + 8 + size).toString('utf8'));
+    offset += 8 + size;
+  }
+  return (chunks.length ? chunks.join('') : buffer.toString('utf8')).replace(/\s+/g, ' ');
+}
+
+function statusOf(error: unknown): number | undefined {
+  return (error as DockerApiError)?.statusCode;
+}
+
+function messageOf(error: unknown): string {
+  const err = error as DockerApiError;
+  return err?.json?.message ?? err?.message ?? String(error);
+}
+
+function toPlatformError(error: unknown, action: string, image?: string): PlatformError {
+  const status = statusOf(error);
+  const message = messageOf(error);
+  if (status === 404 && image && /image/i.test(message)) {
+    return new PlatformError(`image ${image} is not available on the Docker engine`, false);
+  }
+  // 400 (bad config), 403, 404 and 409 will not fix themselves; 5xx and socket errors may.
+  const transient = status === undefined || status >= 500;
+  return new PlatformError(`Docker engine error while ${action}: ${message}`, transient);
+}

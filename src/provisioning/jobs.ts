@@ -1,0 +1,43 @@
+/**
+ * Queue and job names, and each job's payload keyed by its name (Immich style).
+ *
+ * Two queues so that slow work cannot starve urgent work: provisioning holds a
+ * job until the session reports ready (bounded by the start timeout), while
+ * teardown, expiry and the cleanup sweep must run promptly.
+ */
+export enum QueueName {
+  Provisioning = 'provisioning',
+  Lifecycle = 'lifecycle',
+}
+
+export enum JobName {
+  ProvisionSession = 'provision-session',
+  TeardownSession = 'teardown-session',
+  ExpireSession = 'expire-session',
+  CleanupSweep = 'cleanup-sweep',
+}
+
+export interface JobPayloads {
+  [JobName.ProvisionSession]: {
+    sessionId: string;
+    /**
+     * The container's callback secret. Only its hash is in Postgres; the
+     * plaintext lives in Redis just until the container has it (the job is
+     * removed on completion), and a re-delivered job hands the same secret to
+     * an adopted container.
+     */
+    callbackToken: string;
+  };
+  [JobName.TeardownSession]: { sessionId: string };
+  [JobName.ExpireSession]: { sessionId: string };
+  [JobName.CleanupSweep]: Record<string, never>;
+}
+
+/**
+ * Job ids derived from the session id and the action: BullMQ ignores an add
+ * whose id already exists, so enqueueing twice can never provision twice.
+ * (BullMQ reserves ':' in custom ids, hence '-'.)
+ */
+export const jobId = (name: JobName, sessionId: string): string => `${name}-${sessionId}`;
+
+export const CLEANUP_SCHEDULER_ID = 'cleanup-sweep';

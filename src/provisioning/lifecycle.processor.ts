@@ -1,0 +1,39 @@
+import { Processor, WorkerHost } from '@nestjs/bullmq';
+import { OnApplicationBootstrap } from '@nestjs/common';
+import { Job } from 'bullmq';
+import { BerthConfig } from '../config/berth-config';
+import { CleanupService } from '../cleanup/cleanup.service';
+import { JobName, JobPayloads, QueueName } from './jobs';
+import { SessionProvisioner } from './session-provisioner.service';
+
+type LifecycleJob =
+  | Job<JobPayloads[JobName.TeardownSession], unknown, JobName.TeardownSession>
+  | Job<JobPayloads[JobName.ExpireSession], unknown, JobName.ExpireSession>
+  | Job<JobPayloads[JobName.CleanupSweep], unknown, JobName.CleanupSweep>;
+
+/** Teardown, expiry and the periodic cleanup sweep: short jobs that must not wait behind provisioning. */
+@Processor(QueueName.Lifecycle)
+export class LifecycleProcessor extends WorkerHost implements OnApplicationBootstrap {
+  constructor(
+    private readonly provisioner: SessionProvisioner,
+    private readonly cleanup: CleanupService,
+    private readonly config: BerthConfig,
+  ) {
+    super();
+  }
+
+  onApplicationBootstrap(): void {
+    this.worker.concurrency = this.config.provisioning.concurrency;
+  }
+
+  async process(job: LifecycleJob): Promise<unknown> {
+    switch (job.name) {
+      case JobName.TeardownSession:
+        return this.provisioner.teardown(job.data.sessionId);
+      case JobName.ExpireSession:
+        return this.provisioner.expire(job.data.sessionId);
+      case JobName.CleanupSweep:
+        return this.cleanup.sweep((progress) => job.updateProgress(progress));
+    }
+  }
+}

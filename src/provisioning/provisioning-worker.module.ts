@@ -1,0 +1,17 @@
+import { Module } from '@nestjs/common';
+import { CleanupScheduler } from '../cleanup/cleanup.scheduler';
+import { CleanupService } from '../cleanup/cleanup.service';
+import { PlatformModule } from '../platform/platform.module';
+import { SessionsModule } from '../sessions/sessions.module';
+import { LifecycleProcessor } from './lifecycle.processor';
+import { ProvisionProcessor } from './provision.processor';
+import { QueuesModule } from './queues.module';
+import { SessionProvisioner } from './session-provisioner.service';
+
+/** Everything the worker runs: the BullMQ processors and the cleanup schedule. */
+@Module({
+  imports: [SessionsModule, QueuesModule, PlatformModule],
+  providers: [SessionProvisioner, CleanupService, CleanupScheduler, ProvisionProcessor, LifecycleProcessor],
+  exports: [SessionProvisioner, CleanupService],
+})
+export class ProvisioningWorkerModule {}

@@ -1,0 +1,165 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { BerthConfig } from '../config/berth-config';
+import {
+  CONTAINER_PLATFORM,
+  ContainerPlatform,
+  ContainerRef,
+  PlatformError,
+  SessionContainerSpec,
+} from '../platform/container-platform';
+import { SessionStatus } from '../sessions/session-status';
+import { Session } from '../sessions/session.entity';
+import { SessionsRepository } from '../sessions/sessions.repository';
+import { SessionJobs } from './session-jobs.service';
+
+/** How often a provisioning job checks on a container that has not reported ready yet. */
+const WATCH_INTERVAL_MS = 250;
+
+export type ProvisionStep = 'claimed' | 'container-created' | 'waiting-for-ready' | 'started';
+
+export type ProvisionOutcome = 'started' | 'failed' | 'ended-meanwhile' | 'not-live';
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+export function refOf(session: Pick<Session, 'id' | 'kind' | 'platformState'>): ContainerRef {
+  return { sessionId: session.id, kind: session.kind, state: session.platformState ?? {} };
+}
+
+/**
+ * The worker's side of the lifecycle: start a session's container, watch it
+ * until it reports ready, and tear containers down. Every step is safe to run
+ * twice, because BullMQ delivers at least once and two workers may race.
+ */
+@Injectable()
+export class SessionProvisioner {
+  private readonly logger = new Logger(SessionProvisioner.name);
+
+  constructor(
+    private readonly sessions: SessionsRepository,
+    private readonly jobs: SessionJobs,
+    @Inject(CONTAINER_PLATFORM) private readonly platform: ContainerPlatform,
+    private readonly config: BerthConfig,
+  ) {}
+
+  /**
+   * Provisions one session. Throws PlatformError for transient failures (the
+   * job is retried); permanent failures end the session as `failed` here.
+   */
+  async provision(sessionId: string, callbackToken: string, progress: (step: ProvisionStep) => Promise<void> = async () => {}): Promise<ProvisionOutcome> {
+    const session = await this.sessions.transition(sessionId, SessionStatus.Starting);
+    if (!session) {
+      this.logger.log({ msg: 'provisioning skipped: session no longer pending', sessionId });
+      return 'not-live';
+    }
+    await progress('claimed');
+    await this.jobs.scheduleExpiry(session.id, session.expiresAt);
+
+    const accessTokenHash = (await this.sessions.findAccessTokenHash(sessionId)) ?? '';
+    let started;
+    try {
+      started = await this.platform.start(this.specFor(session, callbackToken, accessTokenHash));
+    } catch (error) {
+      if (error instanceof PlatformError && !error.transient) {
+        await this.fail(session, error.message);
+        return 'failed';
+      }
+      throw error;
+    }
+    this.logger.log({
+      msg: started.adopted ? 'adopted existing container' : 'container started',
+      sessionId,
+      container: started.containerName,
+    });
+
+    const recorded = await this.sessions.recordContainer(sessionId, started.containerId, started.containerName, started.state);
+    if (!recorded) {
+      // Deleted or expired while the container was being created: we lost the
+      // race, so we remove what we made (the teardown job may have run before it existed).
+      this.logger.log({ msg: 'session ended during provisioning; removing its container', sessionId });
+      await this.platform.stop({ sessionId, kind: session.kind, state: started.state });
+      return 'ended-meanwhile';
+    }
+    await progress('container-created');
+    return this.waitUntilReady({ ...session, platformState: started.state }, progress);
+  }
+
+  /** Removes a session's container. Idempotent. */
+  async teardown(sessionId: string): Promise<void> {
+    const session = await this.sessions.findById(sessionId);
+    if (!session) return;
+    await this.platform.stop(refOf(session));
+    this.logger.log({ msg: 'container removed', sessionId, container: session.containerName });
+  }
+
+  /** Ends a session at its expiry time (the delayed job). */
+  async expire(sessionId: string): Promise<void> {
+    const expired = await this.sessions.transition(sessionId, SessionStatus.Expired, {}, 'expired');
+    if (!expired) return;
+    this.logger.log({ msg: 'session expired', sessionId });
+    await this.platform.stop(refOf(expired));
+  }
+
+  /**
+   * Holds the job until the container calls back (the callback sets `started`),
+   * exits, or misses the start timeout. Failing fast on an exited container
+   * gives users the real reason instead of a timeout minutes later.
+   */
+  private async waitUntilReady(session: Session, progress: (step: ProvisionStep) => Promise<void>): Promise<ProvisionOutcome> {
+    await progress('waiting-for-ready');
+    const deadline = session.createdAt.getTime() + this.config.sessions.startTimeoutSeconds * 1000;
+    for (let tick = 0; ; tick++) {
+      const current = await this.sessions.findById(session.id);
+      if (!current) return 'ended-meanwhile';
+      if (current.status === SessionStatus.Started) {
+        await progress('started');
+        return 'started';
+      }
+      if (current.status !== SessionStatus.Starting) {
+        // Stopped, expired or failed while starting: make sure nothing is left running.
+        await this.platform.stop(refOf(session));
+        return 'ended-meanwhile';
+      }
+      if (Date.now() >= deadline) {
+        await this.fail(session, `did not start within ${this.config.sessions.startTimeoutSeconds} s`);
+        return 'failed';
+      }
+      // The container is inspected less often than the row is read.
+      if (tick % 4 === 3) {
+        const status = await this.platform.poll(refOf(session));
+        if (status.state !== 'running') {
+          const reason = status.state === 'exited' ? status.reason : 'container disappeared before it was ready';
+          await this.fail(session, reason);
+          return 'failed';
+        }
+      }
+      await sleep(WATCH_INTERVAL_MS);
+    }
+  }
+
+  private async fail(session: Session, reason: string): Promise<void> {
+    const failed = await this.sessions.transition(session.id, SessionStatus.Failed, { errorMessage: reason });
+    if (failed) this.logger.warn({ msg: 'session failed', sessionId: session.id, error: reason });
+    await this.platform.stop(refOf(session));
+  }
+
+  private specFor(session: Session, callbackToken: string, accessTokenHash: string): SessionContainerSpec {
+    return {
+      sessionId: session.id,
+      kind: session.kind,
+      image: session.image,
+      env: {
+        BERTH_SESSION_ID: session.id,
+        BERTH_CALLBACK_URL: this.config.callbackUrl,
+        BERTH_CALLBACK_TOKEN: callbackToken,
+        // The container checks users' tokens against this hash; it never sees the plaintext.
+        BERTH_ACCESS_TOKEN_SHA256: accessTokenHash,
+      },
+    };
+  }
+
+  /** Marks a session failed after its provisioning job exhausted its retries. */
+  async failAfterRetries(sessionId: string, reason: string): Promise<void> {
+    const session = await this.sessions.findById(sessionId);
+    if (session) await this.fail(session, `provisioning failed after retries: ${reason}`);
+  }
+}

@@ -1,0 +1,26 @@
+import { ApiPropertyOptional } from '@nestjs/swagger';
+import { Type } from 'class-transformer';
+import { IsEnum, IsInt, IsOptional, Max, Min } from 'class-validator';
+import { SessionStatus } from '../session-status';
+
+export class ListSessionsQuery {
+  @ApiPropertyOptional({ enum: SessionStatus, description: 'Only sessions in this status.' })
+  @IsOptional()
+  @IsEnum(SessionStatus, { message: `status must be one of: ${Object.values(SessionStatus).join(', ')}` })
+  status?: SessionStatus;
+
+  @ApiPropertyOptional({ minimum: 1, maximum: 200, default: 50 })
+  @IsOptional()
+  @Type(() => Number)
+  @IsInt()
+  @Min(1)
+  @Max(200)
+  limit = 50;
+
+  @ApiPropertyOptional({ minimum: 0, default: 0 })
+  @IsOptional()
+  @Type(() => Number)
+  @IsInt()
+  @Min(0)
+  offset = 0;
+}

@@ -1,0 +1,67 @@
+import { Column, CreateDateColumn, Entity, PrimaryColumn, UpdateDateColumn } from 'typeorm';
+import { SessionKind, SessionStatus } from './session-status';
+
+/** What a platform adapter needs to find its container again after a restart. */
+export type PlatformState = Record<string, string | number | boolean | null>;
+
+/** The schema is owned by migrations/ (synchronize is never on); this mapping mirrors it. */
+@Entity({ name: 'sessions' })
+export class Session {
+  @PrimaryColumn('uuid')
+  id: string;
+
+  @Column({ type: 'varchar', length: 16 })
+  kind: SessionKind;
+
+  @Column({ type: 'varchar', length: 16 })
+  status: SessionStatus;
+
+  @Column({ type: 'varchar', length: 512 })
+  image: string;
+
+  /** Which adapter created the container (docker | kubernetes). */
+  @Column({ type: 'varchar', length: 32 })
+  platform: string;
+
+  @Column({ name: 'platform_state', type: 'jsonb', default: () => "'{}'::jsonb" })
+  platformState: PlatformState;
+
+  @Column({ name: 'tunnel_url', type: 'varchar', length: 2048, nullable: true })
+  tunnelUrl: string | null;
+
+  @Column({ name: 'container_id', type: 'varchar', length: 255, nullable: true })
+  containerId: string | null;
+
+  @Column({ name: 'container_name', type: 'varchar', length: 255, nullable: true })
+  containerName: string | null;
+
+  @Column({ name: 'error_message', type: 'varchar', length: 1024, nullable: true })
+  errorMessage: string | null;
+
+  /** sha256 of the secret the container presents on callbacks. */
+  @Column({ name: 'callback_token_hash', type: 'char', length: 64, select: false })
+  callbackTokenHash: string;
+
+  /** sha256 of the secret the user presents to reach the session. */
+  @Column({ name: 'access_token_hash', type: 'char', length: 64, select: false })
+  accessTokenHash: string;
+
+  @CreateDateColumn({ name: 'created_at', type: 'timestamptz' })
+  createdAt: Date;
+
+  @UpdateDateColumn({ name: 'updated_at', type: 'timestamptz' })
+  updatedAt: Date;
+
+  @Column({ name: 'started_at', type: 'timestamptz', nullable: true })
+  startedAt: Date | null;
+
+  @Column({ name: 'last_active_at', type: 'timestamptz', nullable: true })
+  lastActiveAt: Date | null;
+
+  @Column({ name: 'expires_at', type: 'timestamptz' })
+  expiresAt: Date;
+
+  /** When the session left the live states (stopped, expired or failed). */
+  @Column({ name: 'deleted_at', type: 'timestamptz', nullable: true })
+  deletedAt: Date | null;
+}

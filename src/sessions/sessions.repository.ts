@@ -1,0 +1,191 @@
+import { Injectable } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { DataSource } from 'typeorm';
+import { ALLOWED_SOURCES, FINAL_STATUSES, LIVE_STATUSES, SessionKind, SessionStatus } from './session-status';
+import { PlatformState, Session } from './session.entity';
+
+export interface NewSession {
+  kind: SessionKind;
+  image: string;
+  platform: string;
+  ttlSeconds: number;
+  callbackTokenHash: string;
+  accessTokenHash: string;
+}
+
+/** Columns a transition may set besides the status. */
+export interface TransitionPatch {
+  tunnelUrl?: string;
+  errorMessage?: string;
+  startedAt?: 'now';
+}
+
+export interface ListQuery {
+  kind: SessionKind;
+  status?: SessionStatus;
+  limit: number;
+  offset: number;
+}
+
+const COLUMNS = `id, kind, status, image, platform, platform_state, tunnel_url, container_id, container_name,
+  error_message, created_at, updated_at, started_at, last_active_at, expires_at, deleted_at`;
+
+type Row = Record<string, unknown>;
+
+/**
+ * All SQL about sessions. Every status change goes through `transition`, a
+ * single conditional UPDATE, so concurrent workers and API replicas agree on
+ * the outcome without locks: exactly one of two racing writers sees a row.
+ */
+@Injectable()
+export class SessionsRepository {
+  constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
+
+  async create(input: NewSession): Promise<Session> {
+    const rows: Row[] = await this.dataSource.query(
+      `INSERT INTO sessions (kind, status, image, platform, callback_token_hash, access_token_hash, expires_at)
+       VALUES ($1, 'pending', $2, $3, $4, $5, now() + make_interval(secs => $6))
+       RETURNING ${COLUMNS}`,
+      [input.kind, input.image, input.platform, input.callbackTokenHash, input.accessTokenHash, input.ttlSeconds],
+    );
+    return toSession(rows[0]);
+  }
+
+  /** Removes a row whose creation could not be completed (its job could not be queued). */
+  async deletePending(id: string): Promise<void> {
+    await this.dataSource.query(`DELETE FROM sessions WHERE id = $1 AND status = 'pending'`, [id]);
+  }
+
+  async findById(id: string, kind?: SessionKind): Promise<Session | null> {
+    const rows: Row[] = await this.dataSource.query(
+      `SELECT ${COLUMNS} FROM sessions WHERE id = $1 AND ($2::varchar IS NULL OR kind = $2)`,
+      [id, kind ?? null],
+    );
+    return rows.length ? toSession(rows[0]) : null;
+  }
+
+  async findCallbackTokenHash(id: string): Promise<string | null> {
+    const rows: Row[] = await this.dataSource.query(`SELECT callback_token_hash FROM sessions WHERE id = $1`, [id]);
+    return rows.length ? (rows[0].callback_token_hash as string) : null;
+  }
+
+  async findAccessTokenHash(id: string): Promise<string | null> {
+    const rows: Row[] = await this.dataSource.query(`SELECT access_token_hash FROM sessions WHERE id = $1`, [id]);
+    return rows.length ? (rows[0].access_token_hash as string) : null;
+  }
+
+  async list(query: ListQuery): Promise<{ items: Session[]; total: number }> {
+    const params = [query.kind, query.status ?? null];
+    const where = `kind = $1 AND ($2::varchar IS NULL OR status = $2)`;
+    const [rows, count] = await Promise.all([
+      this.dataSource.query(
+        `SELECT ${COLUMNS} FROM sessions WHERE ${where} ORDER BY created_at DESC, id LIMIT $3 OFFSET $4`,
+        [...params, query.limit, query.offset],
+      ) as Promise<Row[]>,
+      this.dataSource.query(`SELECT count(*)::int AS total FROM sessions WHERE ${where}`, params) as Promise<Row[]>,
+    ]);
+    return { items: rows.map(toSession), total: count[0].total as number };
+  }
+
+  /**
+   * Moves a session to `to` if, and only if, it is currently in one of the
+   * states `to` may be entered from. Returns the updated row, or null when
+   * the session was not in such a state (someone else got there first).
+   */
+  async transition(id: string, to: SessionStatus, patch: TransitionPatch = {}, extraCondition?: 'expired'): Promise<Session | null> {
+    const sets = ['status = $2', 'updated_at = now()'];
+    const params: unknown[] = [id, to, ALLOWED_SOURCES[to]];
+    if (patch.tunnelUrl !== undefined) {
+      params.push(patch.tunnelUrl);
+      sets.push(`tunnel_url = $${params.length}`);
+    }
+    if (patch.errorMessage !== undefined) {
+      params.push(patch.errorMessage.slice(0, 1024));
+      sets.push(`error_message = $${params.length}`);
+    }
+    if (patch.startedAt) sets.push('started_at = now()', 'last_active_at = now()');
+    // Leaving the live states is the moment the session ended.
+    if ((FINAL_STATUSES as readonly SessionStatus[]).includes(to)) sets.push('deleted_at = now()');
+    const condition = extraCondition === 'expired' ? 'AND expires_at <= now()' : '';
+    const result = (await this.dataSource.query(
+      `UPDATE sessions SET ${sets.join(', ')} WHERE id = $1 AND status = ANY($3::varchar[]) ${condition} RETURNING ${COLUMNS}`,
+      params,
+    )) as [Row[], number];
+    const rows = result[0];
+    return rows.length ? toSession(rows[0]) : null;
+  }
+
+  /** Records where the container is; only while the session may still own one. */
+  async recordContainer(id: string, containerId: string, containerName: string, state: PlatformState): Promise<boolean> {
+    const result = (await this.dataSource.query(
+      `UPDATE sessions SET container_id = $2, container_name = $3, platform_state = $4::jsonb, updated_at = now()
+       WHERE id = $1 AND status IN ('starting', 'started')`,
+      [id, containerId, containerName, JSON.stringify(state)],
+    )) as [unknown[], number];
+    return result[1] === 1;
+  }
+
+  /** Ends every live session whose TTL has passed; returns them for teardown. */
+  async expireDue(): Promise<Session[]> {
+    const result = (await this.dataSource.query(
+      `UPDATE sessions SET status = 'expired', updated_at = now(), deleted_at = now()
+       WHERE status = ANY($1::varchar[]) AND expires_at <= now()
+       RETURNING ${COLUMNS}`,
+      [LIVE_STATUSES],
+    )) as [Row[], number];
+    return result[0].map(toSession);
+  }
+
+  /** Fails sessions that have not reached `started` within the start timeout; returns them for teardown. */
+  async failStuck(startTimeoutSeconds: number): Promise<Session[]> {
+    const result = (await this.dataSource.query(
+      `UPDATE sessions SET status = 'failed', updated_at = now(), deleted_at = now(), error_message = $2
+       WHERE status IN ('pending', 'starting') AND created_at <= now() - make_interval(secs => $1)
+       RETURNING ${COLUMNS}`,
+      [startTimeoutSeconds, `did not start within ${startTimeoutSeconds} s`],
+    )) as [Row[], number];
+    return result[0].map(toSession);
+  }
+
+  async findLive(): Promise<Session[]> {
+    const rows: Row[] = await this.dataSource.query(
+      `SELECT ${COLUMNS} FROM sessions WHERE status = ANY($1::varchar[])`,
+      [LIVE_STATUSES],
+    );
+    return rows.map(toSession);
+  }
+
+  async liveIds(ids: string[]): Promise<Set<string>> {
+    if (ids.length === 0) return new Set();
+    const rows: Row[] = await this.dataSource.query(
+      `SELECT id FROM sessions WHERE id = ANY($1::uuid[]) AND status = ANY($2::varchar[])`,
+      [ids, LIVE_STATUSES],
+    );
+    return new Set(rows.map((row) => row.id as string));
+  }
+}
+
+function toDate(value: unknown): Date | null {
+  return value === null || value === undefined ? null : new Date(value as string);
+}
+
+function toSession(row: Row): Session {
+  const session = new Session();
+  session.id = row.id as string;
+  session.kind = row.kind as SessionKind;
+  session.status = row.status as SessionStatus;
+  session.image = row.image as string;
+  session.platform = row.platform as string;
+  session.platformState = (row.platform_state as PlatformState) ?? {};
+  session.tunnelUrl = (row.tunnel_url as string) ?? null;
+  session.containerId = (row.container_id as string) ?? null;
+  session.containerName = (row.container_name as string) ?? null;
+  session.errorMessage = (row.error_message as string) ?? null;
+  session.createdAt = toDate(row.created_at) as Date;
+  session.updatedAt = toDate(row.updated_at) as Date;
+  session.startedAt = toDate(row.started_at);
+  session.lastActiveAt = toDate(row.last_active_at);
+  session.expiresAt = toDate(row.expires_at) as Date;
+  session.deletedAt = toDate(row.deleted_at);
+  return session;
+}

@@ -1,0 +1,82 @@
+import { Injectable, Logger } from '@nestjs/common';
+import { DomainException, ErrorCode } from '../common/domain.exception';
+import { generateToken, hashToken } from '../common/tokens';
+import { BerthConfig } from '../config/berth-config';
+import { SessionJobs } from '../provisioning/session-jobs.service';
+import { SessionKind, SessionStatus, isLive } from './session-status';
+import { Session } from './session.entity';
+import { ListQuery, SessionsRepository } from './sessions.repository';
+
+export interface CreatedSession {
+  session: Session;
+  /** Plaintext, returned to the caller once; only its hash is stored. */
+  accessToken: string;
+}
+
+/** Session lifecycle as the API sees it: create, read, end. Kind-agnostic. */
+@Injectable()
+export class SessionsService {
+  private readonly logger = new Logger(SessionsService.name);
+
+  constructor(
+    private readonly sessions: SessionsRepository,
+    private readonly jobs: SessionJobs,
+    private readonly config: BerthConfig,
+  ) {}
+
+  async create(kind: SessionKind, options: { ttlSeconds?: number }): Promise<CreatedSession> {
+    const maxTtl = this.config.sessions.terminalTtlSeconds;
+    if (options.ttlSeconds !== undefined && options.ttlSeconds > maxTtl) {
+      throw new DomainException(ErrorCode.InvalidRequest, `ttl_seconds must not exceed ${maxTtl} (TERMINAL_TTL_HOURS)`);
+    }
+    const accessToken = generateToken();
+    const callbackToken = generateToken();
+    const session = await this.sessions.create({
+      kind,
+      image: this.config.sessions.terminalImage,
+      platform: this.config.platform.kind,
+      ttlSeconds: options.ttlSeconds ?? maxTtl,
+      callbackTokenHash: hashToken(callbackToken),
+      accessTokenHash: hashToken(accessToken),
+    });
+    try {
+      await this.jobs.provision({ sessionId: session.id, callbackToken });
+    } catch (error) {
+      // Nothing half-written: without its job the row would sit in `pending` forever.
+      await this.sessions.deletePending(session.id).catch((cleanupError: Error) =>
+        this.logger.error({ msg: 'could not remove session after enqueue failure', sessionId: session.id, error: cleanupError.message }),
+      );
+      throw error;
+    }
+    this.logger.log({ msg: 'session created', sessionId: session.id, kind, expiresAt: session.expiresAt.toISOString() });
+    return { session, accessToken };
+  }
+
+  async get(id: string, kind: SessionKind): Promise<Session> {
+    const session = await this.sessions.findById(id, kind);
+    if (!session) throw new DomainException(ErrorCode.SessionNotFound, `No ${kind} session with id ${id}`);
+    return session;
+  }
+
+  list(query: ListQuery): Promise<{ items: Session[]; total: number }> {
+    return this.sessions.list(query);
+  }
+
+  /**
+   * Ends a session. Idempotent: ending an ended session returns it unchanged.
+   * The container is removed by a teardown job (and by the provisioning job
+   * itself if it loses the race), so the status is final at once.
+   */
+  async stop(id: string, kind: SessionKind): Promise<Session> {
+    const current = await this.get(id, kind);
+    if (!isLive(current.status)) return current;
+    const stopped = await this.sessions.transition(id, SessionStatus.Stopped);
+    if (!stopped) return this.get(id, kind); // ended concurrently by someone else
+    this.logger.log({ msg: 'session stopped', sessionId: id });
+    await this.jobs.teardown(id).catch((error: Error) => {
+      // The status is already final; the cleanup sweep removes the container if this enqueue failed.
+      this.logger.warn({ msg: 'teardown not queued; cleanup will reap the container', sessionId: id, error: error.message });
+    });
+    return stopped;
+  }
+}
