@@ -1,0 +1,142 @@
+import WebSocket from 'ws';
+import { Berth, api, containersOf, eventually, resetDatabase, startBerth, waitForStatus } from './support/berth-harness';
+
+/** Connects to the terminal's WebSocket, types a command, and resolves with everything the shell printed. */
+async function runInTerminal(tunnelUrl: string, token: string, command: string, expect: string): Promise<string> {
+  const wsUrl = new URL('ws', tunnelUrl.replace(/^http/, 'ws')).toString();
+  const socket = new WebSocket(wsUrl, { headers: { Authorization: `Bearer ${token}` } });
+  let output = '';
+  try {
+    await new Promise<void>((resolve, reject) => {
+      socket.once('open', () => resolve());
+      socket.once('error', reject);
+      socket.once('unexpected-response', (_req, res) => reject(new Error(`upgrade refused: HTTP ${res.statusCode}`)));
+    });
+    socket.on('message', (data: Buffer) => {
+      output += data.toString('utf8');
+    });
+    socket.send(JSON.stringify({ type: 'resize', cols: 120, rows: 30 }));
+    socket.send(JSON.stringify({ type: 'input', data: `${command}\r` }));
+    // The command line itself is echoed too: wait for the output line, which
+    // stands on a line of its own (after CR or LF, before CR LF).
+    const printed = new RegExp(`[\r\n]${expect}\r\n`);
+    await eventually(async () => printed.test(output), 10_000, `terminal output ${expect}`).catch((error: Error) => {
+      throw new Error(`${error.message}; the terminal printed: ${JSON.stringify(output.slice(-500))}`);
+    });
+    return output;
+  } finally {
+    socket.close();
+  }
+}
+
+describe('terminal session lifecycle (real Postgres, Redis, Docker)', () => {
+  let berth: Berth;
+
+  beforeAll(async () => {
+    await resetDatabase();
+    berth = await startBerth();
+  });
+
+  afterAll(async () => {
+    await berth?.close();
+  });
+
+  it('creates a terminal, serves a real shell over WebSocket, and deletes it', async () => {
+    const created = await api(berth.url, 'POST', '/api/v1/terminals');
+    expect(created.status).toBe(202);
+    expect(created.body).toMatchObject({ status: 'pending', tunnel_url: null });
+    expect(created.body.id).toMatch(/^[0-9a-f-]{36}$/);
+    expect(new Date(created.body.expires_at).getTime() - new Date(created.body.created_at).getTime()).toBe(24 * 3600 * 1000);
+    const { id, access_token: token } = created.body;
+    expect(token).toEqual(expect.any(String));
+
+    const started = await waitForStatus(berth.url, id, ['started', 'failed']);
+    expect(started).toMatchObject({ status: 'started', error_message: null });
+    expect(started.tunnel_url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/);
+    expect(started.container_name).toBe(`${berth.instance}-terminal-${id}`);
+    expect(started.started_at).not.toBeNull();
+    // The access token is never stored or shown again.
+    expect(started.access_token).toBeUndefined();
+
+    const containers = await containersOf(berth.instance, id);
+    expect(containers).toHaveLength(1);
+    expect(containers[0].Id).toBe(started.container_id);
+
+    // The terminal refuses strangers and serves the page to the token holder.
+    const anonymous = await fetch(started.tunnel_url);
+    expect(anonymous.status).toBe(401);
+    const withToken = await fetch(`${started.tunnel_url}?token=${token}`, { redirect: 'manual' });
+    expect(withToken.status).toBe(303);
+    const cookie = withToken.headers.get('set-cookie') ?? '';
+    expect(cookie).toMatch(/HttpOnly/i);
+    const page = await fetch(started.tunnel_url, { headers: { cookie: cookie.split(';')[0] } });
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain('xterm');
+
+    const marker = `berth-${Math.floor(Math.random() * 1e9)}`;
+    await runInTerminal(started.tunnel_url, token, `echo ${marker}`, marker);
+    // A wrong token gets no shell.
+    await expect(runInTerminal(started.tunnel_url, 'not-the-token', 'echo x', 'x')).rejects.toThrow(/401/);
+
+    const deleted = await api(berth.url, 'DELETE', `/api/v1/terminals/${id}`);
+    expect(deleted.status).toBe(200);
+    expect(deleted.body.status).toBe('stopped');
+    expect(deleted.body.deleted_at).not.toBeNull();
+    await eventually(async () => (await containersOf(berth.instance, id)).length === 0, 15_000, 'container removal');
+
+    // Idempotent, and a stopped session stays stopped.
+    const again = await api(berth.url, 'DELETE', `/api/v1/terminals/${id}`);
+    expect(again.status).toBe(200);
+    expect(again.body.status).toBe('stopped');
+    expect((await api(berth.url, 'GET', `/api/v1/terminals/${id}`)).body.status).toBe('stopped');
+  });
+
+  it('lists terminals newest first, filtered by status and paginated', async () => {
+    const a = await api(berth.url, 'POST', '/api/v1/terminals', { ttl_seconds: 600 });
+    const b = await api(berth.url, 'POST', '/api/v1/terminals', { ttl_seconds: 600 });
+    await waitForStatus(berth.url, a.body.id, ['started']);
+    await waitForStatus(berth.url, b.body.id, ['started']);
+    await api(berth.url, 'DELETE', `/api/v1/terminals/${a.body.id}`);
+
+    const started = await api(berth.url, 'GET', '/api/v1/terminals?status=started');
+    expect(started.status).toBe(200);
+    expect(started.body.items.map((s: { id: string }) => s.id)).toEqual([b.body.id]);
+    expect(started.body.total).toBe(1);
+
+    const page = await api(berth.url, 'GET', '/api/v1/terminals?limit=1&offset=0');
+    expect(page.body).toMatchObject({ limit: 1, offset: 0 });
+    expect(page.body.items).toHaveLength(1);
+    expect(page.body.total).toBeGreaterThanOrEqual(3);
+    expect(page.body.items[0].id).toBe(b.body.id);
+    const next = await api(berth.url, 'GET', '/api/v1/terminals?limit=1&offset=1');
+    expect(next.body.items[0].id).toBe(a.body.id);
+  });
+
+  it('documents every route in the OpenAPI document and serves Swagger UI', async () => {
+    const spec = await api(berth.url, 'GET', '/docs/openapi.json');
+    expect(spec.status).toBe(200);
+    expect(Object.keys(spec.body.paths).sort()).toEqual(
+      ['/api/v1/callbacks/status', '/api/v1/callbacks/tunnel', '/api/v1/terminals', '/api/v1/terminals/{id}', '/health'].sort(),
+    );
+    expect(spec.body.components.schemas.SessionResponse.properties.status.enum).toEqual([
+      'pending',
+      'starting',
+      'started',
+      'stopped',
+      'expired',
+      'failed',
+    ]);
+    const ui = await fetch(`${berth.url}/docs`);
+    expect(ui.status).toBe(200);
+    expect(await ui.text()).toContain('swagger-ui');
+  });
+
+  it('reports database, Redis and platform health', async () => {
+    const health = await api(berth.url, 'GET', '/health');
+    expect(health.status).toBe(200);
+    expect(health.body).toMatchObject({
+      status: 'ok',
+      checks: { database: { status: 'up' }, redis: { status: 'up' }, platform: { name: 'docker', status: 'up' } },
+    });
+  });
+});

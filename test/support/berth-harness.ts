@@ -1,0 +1,159 @@
+import { INestApplication, INestApplicationContext } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { NestExpressApplication } from '@nestjs/platform-express';
+import Docker from 'dockerode';
+import { randomBytes } from 'node:crypto';
+import { AddressInfo, createServer } from 'node:net';
+import { DataSource } from 'typeorm';
+import { AppModule, Roles } from '../../src/app.module';
+import { BerthConfig } from '../../src/config/berth-config';
+import { configureHttpApp } from '../../src/http-app';
+import { LABELS } from '../../src/platform/container-platform';
+
+export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL ?? 'postgres://berth:berth@127.0.0.1:5432/berth_test';
+export const TEST_REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+export const TERMINAL_IMAGE = process.env.TERMINAL_IMAGE ?? 'berth/terminal:latest';
+
+export const docker = new Docker({ socketPath: '/var/run/docker.sock', version: 'v1.41' });
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Polls `probe` until it returns a truthy value or the time runs out. */
+export async function eventually<T>(probe: () => Promise<T | undefined | null | false>, timeoutMs = 20_000, what = 'condition'): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const value = await probe();
+      if (value) return value;
+    } catch (error) {
+      last = error;
+    }
+    await sleep(100);
+  }
+  throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+}
+
+export interface Berth {
+  url: string;
+  config: BerthConfig;
+  app: INestApplication | INestApplicationContext;
+  instance: string;
+  close(): Promise<void>;
+}
+
+/**
+ * Boots Berth in this process against the real services. Each harness gets
+ * its own queue prefix and ownership label, so its jobs and containers never
+ * mix with another test file's.
+ */
+export async function startBerth(env: Record<string, string> = {}, roles: Roles = { api: true, worker: true }): Promise<Berth> {
+  const port = Number(env.PORT ?? (await freePort()));
+  const instance = env.BERTH_INSTANCE ?? `t${randomBytes(4).toString('hex')}`;
+  const config = BerthConfig.fromEnvironment({
+    DATABASE_URL: TEST_DATABASE_URL,
+    REDIS_URL: TEST_REDIS_URL,
+    QUEUE_PREFIX: `berth-test-${instance}`,
+    BERTH_INSTANCE: instance,
+    TERMINAL_IMAGE,
+    HOST: '127.0.0.1',
+    PORT: String(port),
+    PUBLIC_URL: `http://127.0.0.1:${port}`,
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'error',
+    START_TIMEOUT_SECONDS: '20',
+    PROVISION_BACKOFF_MS: '200',
+    ...env,
+  });
+  let app: INestApplication | INestApplicationContext;
+  const module = AppModule.forRoot(config, roles);
+  const logger = ['error'] as const;
+  if (roles.api) {
+    const http = await NestFactory.create<NestExpressApplication>(module, { logger: [...logger] });
+    configureHttpApp(http, config);
+    await http.listen(port, '127.0.0.1');
+    app = http;
+  } else {
+    app = await NestFactory.createApplicationContext(module, { logger: [...logger] });
+    await app.init();
+  }
+  return {
+    url: `http://127.0.0.1:${port}`,
+    config,
+    app,
+    instance,
+    close: async () => {
+      await app.close();
+      await removeContainers(instance);
+    },
+  };
+}
+
+/** Containers carrying this instance's ownership label. */
+export async function containersOf(instance: string, sessionId?: string): Promise<Docker.ContainerInfo[]> {
+  const label = [`${LABELS.instance}=${instance}`];
+  if (sessionId) label.push(`${LABELS.sessionId}=${sessionId}`);
+  return docker.listContainers({ all: true, filters: { label } });
+}
+
+export async function removeContainers(instance: string): Promise<void> {
+  for (const container of await containersOf(instance)) {
+    await docker.getContainer(container.Id).remove({ force: true }).catch(() => undefined);
+  }
+}
+
+/** Empties the sessions table: the cleanup sweep works on every row, so test files must not see each other's. */
+export async function resetDatabase(): Promise<void> {
+  const dataSource = new DataSource({ type: 'postgres', url: TEST_DATABASE_URL });
+  await dataSource.initialize();
+  try {
+    const [{ exists }] = await dataSource.query(`SELECT to_regclass('public.sessions') IS NOT NULL AS exists`);
+    if (exists) await dataSource.query('TRUNCATE sessions');
+  } finally {
+    await dataSource.destroy();
+  }
+}
+
+export interface ApiResponse<T = any> {
+  status: number;
+  body: T;
+  headers: Headers;
+}
+
+export async function api<T = any>(base: string, method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<ApiResponse<T>> {
+  const init: RequestInit = { method, headers: { ...headers } };
+  if (body !== undefined) {
+    init.body = typeof body === 'string' ? body : JSON.stringify(body);
+    (init.headers as Record<string, string>)['content-type'] = 'application/json';
+  }
+  const response = await fetch(`${base}${path}`, init);
+  const text = await response.text();
+  let parsed: unknown = text;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    // not JSON: keep the text
+  }
+  return { status: response.status, body: parsed as T, headers: response.headers };
+}
+
+export async function waitForStatus(base: string, id: string, statuses: string[], timeoutMs = 20_000): Promise<any> {
+  return eventually(
+    async () => {
+      const { body } = await api(base, 'GET', `/api/v1/terminals/${id}`);
+      return statuses.includes(body.status) ? body : undefined;
+    },
+    timeoutMs,
+    `session ${id} to reach ${statuses.join('|')}`,
+  );
+}
