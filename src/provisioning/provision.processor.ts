@@ -1,9 +1,9 @@
 import { Processor, WorkerHost } from '@nestjs/bullmq';
 import { Logger, OnApplicationBootstrap } from '@nestjs/common';
-import { Job } from 'bullmq';
+import { DelayedError, Job } from 'bullmq';
 import { BerthConfig } from '../config/berth-config';
 import { JobName, JobPayloads, QueueName } from './jobs';
-import { SessionProvisioner } from './session-provisioner.service';
+import { ProvisioningInterrupted, SessionProvisioner } from './session-provisioner.service';
 
 type ProvisionJob = Job<JobPayloads[JobName.ProvisionSession], unknown, JobName.ProvisionSession>;
 
@@ -23,11 +23,17 @@ export class ProvisionProcessor extends WorkerHost implements OnApplicationBoots
     this.worker.concurrency = this.config.provisioning.concurrency;
   }
 
-  async process(job: ProvisionJob): Promise<string> {
+  async process(job: ProvisionJob, token?: string): Promise<string> {
     const { sessionId, callbackToken } = job.data;
     try {
       return await this.provisioner.provision(sessionId, callbackToken, (step) => job.updateProgress({ step }));
     } catch (error) {
+      if (error instanceof ProvisioningInterrupted && token) {
+        // Back to the queue without spending an attempt.
+        this.logger.log({ msg: 'provisioning handed back to the queue for another worker', sessionId });
+        await job.moveToDelayed(Date.now() + 500, token);
+        throw new DelayedError();
+      }
       const message = (error as Error).message;
       const attempts = job.opts.attempts ?? 1;
       if (job.attemptsMade + 1 >= attempts) {

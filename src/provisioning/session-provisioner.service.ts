@@ -1,4 +1,4 @@
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { BeforeApplicationShutdown, Inject, Injectable, Logger } from '@nestjs/common';
 import { BerthConfig } from '../config/berth-config';
 import {
   CONTAINER_PLATFORM,
@@ -21,6 +21,17 @@ export type ProvisionOutcome = 'started' | 'failed' | 'ended-meanwhile' | 'not-l
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/**
+ * Thrown out of a provisioning job when the worker is shutting down while a
+ * container is still starting. The processor puts the job back without using
+ * up an attempt; the next worker to take it adopts the running container.
+ */
+export class ProvisioningInterrupted extends Error {
+  constructor() {
+    super('worker shutting down; provisioning will resume on another worker');
+  }
+}
+
 export function refOf(session: Pick<Session, 'id' | 'kind' | 'platformState'>): ContainerRef {
   return { sessionId: session.id, kind: session.kind, state: session.platformState ?? {} };
 }
@@ -31,8 +42,10 @@ export function refOf(session: Pick<Session, 'id' | 'kind' | 'platformState'>): 
  * twice, because BullMQ delivers at least once and two workers may race.
  */
 @Injectable()
-export class SessionProvisioner {
+export class SessionProvisioner implements BeforeApplicationShutdown {
   private readonly logger = new Logger(SessionProvisioner.name);
+  private shuttingDown = false;
+  private watching = 0;
 
   constructor(
     private readonly sessions: SessionsRepository,
@@ -83,6 +96,15 @@ export class SessionProvisioner {
     return this.waitUntilReady({ ...session, platformState: started.state }, progress);
   }
 
+  /**
+   * Runs before BullMQ closes its workers (which waits for active jobs): stop
+   * watching starting containers so shutdown is not held up by start timeouts.
+   */
+  async beforeApplicationShutdown(): Promise<void> {
+    this.shuttingDown = true;
+    for (let waited = 0; this.watching > 0 && waited < 5000; waited += 50) await sleep(50);
+  }
+
   /** Removes a session's container. Idempotent. */
   async teardown(sessionId: string): Promise<void> {
     const session = await this.sessions.findById(sessionId);
@@ -106,8 +128,18 @@ export class SessionProvisioner {
    */
   private async waitUntilReady(session: Session, progress: (step: ProvisionStep) => Promise<void>): Promise<ProvisionOutcome> {
     await progress('waiting-for-ready');
+    this.watching++;
+    try {
+      return await this.watch(session, progress);
+    } finally {
+      this.watching--;
+    }
+  }
+
+  private async watch(session: Session, progress: (step: ProvisionStep) => Promise<void>): Promise<ProvisionOutcome> {
     const deadline = session.createdAt.getTime() + this.config.sessions.startTimeoutSeconds * 1000;
     for (let tick = 0; ; tick++) {
+      if (this.shuttingDown) throw new ProvisioningInterrupted();
       const current = await this.sessions.findById(session.id);
       if (!current) return 'ended-meanwhile';
       if (current.status === SessionStatus.Started) {

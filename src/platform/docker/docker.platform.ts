@@ -158,7 +158,8 @@ export class DockerPlatform implements ContainerPlatform {
     if (info.Config.Labels?.[LABELS.sessionId] !== sessionId) {
       throw new PlatformError(`container name ${name} is taken by a container Berth does not own`, false);
     }
-    if (info.State.Running || info.State.Status === 'created') return container;
+    // Re-fetch by id: a handle obtained by name reports the name as its id.
+    if (info.State.Running || info.State.Status === 'created') return this.docker.getContainer(info.Id);
     // A dead container from an earlier attempt: replace it with a fresh one.
     this.logger.log({ msg: 'replacing exited container from an earlier attempt', sessionId, container: name });
     await container.remove({ force: true }).catch((error) => {
