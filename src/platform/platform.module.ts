@@ -2,6 +2,7 @@ import { Module } from '@nestjs/common';
 import { BerthConfig } from '../config/berth-config';
 import { CONTAINER_PLATFORM, ContainerPlatform } from './container-platform';
 import { DockerPlatform } from './docker/docker.platform';
+import { KubernetesPlatform } from './kubernetes/kubernetes.platform';
 
 /** Provides the ContainerPlatform chosen by CONTAINER_PLATFORM. */
 @Module({
@@ -14,7 +15,7 @@ import { DockerPlatform } from './docker/docker.platform';
           case 'docker':
             return new DockerPlatform(config);
           case 'kubernetes':
-            throw new Error('kubernetes platform wiring pending');
+            return new KubernetesPlatform(config);
         }
       },
     },

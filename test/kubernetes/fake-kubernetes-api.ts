@@ -26,7 +26,7 @@ type KubeObject = {
     [key: string]: unknown;
   };
   spec?: unknown;
-  status?: Record<string, unknown>;
+  status?: unknown;
 };
 
 export interface RecordedRequest {
@@ -114,10 +114,10 @@ export class FakeKubernetesApi {
     this.faults.push({ method, path, code, reason, message });
   }
 
-  /** Puts an object as if someone else (or an earlier attempt) had created it. */
-  put(resource: Resource, namespace: string, object: KubeObject): KubeObject {
-    const stored = this.stamp(resource, namespace, structuredClone(object));
-    this.store[resource].set(`${namespace}/${object.metadata.name}`, stored);
+  /** Puts an object (a V1Pod, a V1Service) as if someone else or an earlier attempt had created it. */
+  put(resource: Resource, namespace: string, object: object): KubeObject {
+    const stored = this.stamp(resource, namespace, structuredClone(object) as KubeObject);
+    this.store[resource].set(`${namespace}/${stored.metadata.name}`, stored);
     return stored;
   }
 
@@ -190,7 +190,8 @@ export class FakeKubernetesApi {
           return send(422, status(422, 'Invalid', `${KINDS[resource].kind} "${object?.metadata?.name}" is invalid: ${problem}`));
         }
         if (store.has(`${namespace}/${object.metadata.name}`)) {
-          return send(409, status(409, 'AlreadyExists', `${resource} "${object.metadata.name}" already exists`, { name: object.metadata.name, kind: resource }));
+          const details = { name: object.metadata.name, kind: resource };
+          return send(409, status(409, 'AlreadyExists', `${resource} "${object.metadata.name}" already exists`, details));
         }
         const stored = this.put(resource, namespace, object);
         return send(201, stored);

@@ -1,0 +1,410 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Test } from '@nestjs/testing';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { loadAll } from 'js-yaml';
+import { BerthConfig } from '../../config/berth-config';
+import { parseEnvironment } from '../../config/environment';
+import { SessionKind } from '../../sessions/session-status';
+import { ContainerRef, PlatformError, SessionContainerSpec, sessionContainerName } from '../container-platform';
+import { FakeKubernetesApi, RbacRule } from '../../../test/kubernetes/fake-kubernetes-api';
+import { makeSessionPod, makeSessionService, sessionNetworkEnv, sessionServiceName } from './kubernetes-objects';
+import { KUBE_CONFIG, KubernetesPlatform } from './kubernetes.platform';
+
+// The real client, loaded by Node rather than jest (it is ESM-only).
+jest.mock('@kubernetes/client-node', () =>
+  jest.requireActual('../../../test/kubernetes/native-kubernetes-client').loadNativeKubernetesClient(),
+);
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const k8s = require('@kubernetes/client-node') as typeof import('@kubernetes/client-node');
+
+const NS = 'berth-sessions';
+const TOKEN = 'fake-service-account-token';
+
+/** The Role the manifests grant: the fake API server answers 403 to anything else. */
+function sessionRole(): { namespace: string; rules: RbacRule[] } {
+  const docs = loadAll(readFileSync(join(__dirname, '../../../k8s/rbac.yaml'), 'utf8')) as {
+    kind: string;
+    metadata: { namespace: string };
+    rules?: RbacRule[];
+  }[];
+  const role = docs.find((doc) => doc.kind === 'Role');
+  if (!role?.rules) throw new Error('k8s/rbac.yaml has no Role');
+  return { namespace: role.metadata.namespace, rules: role.rules };
+}
+
+function kubeConfigFor(server: string, token = TOKEN): KubeConfig {
+  const kc = new k8s.KubeConfig();
+  kc.loadFromOptions({
+    clusters: [{ name: 'fake', server, skipTLSVerify: true }],
+    users: [{ name: 'u', token }],
+    contexts: [{ name: 'c', cluster: 'fake', user: 'u' }],
+    currentContext: 'c',
+  });
+  return kc;
+}
+
+const config = new BerthConfig(parseEnvironment({ CONTAINER_PLATFORM: 'kubernetes' }));
+
+function specFor(sessionId: string): SessionContainerSpec {
+  return {
+    sessionId,
+    kind: SessionKind.Terminal,
+    image: 'berth/terminal:latest',
+    env: { BERTH_SESSION_ID: sessionId, BERTH_CALLBACK_TOKEN: 'cb-secret' },
+  };
+}
+
+const SESSION = '6f1d2c3b-0a9e-4b8c-8d7e-5f4a3b2c1d0e';
+const spec = specFor(SESSION);
+const podName = sessionContainerName('berth', SessionKind.Terminal, SESSION);
+const serviceName = sessionServiceName(podName);
+const ref = (state: ContainerRef['state'] = {}): ContainerRef => ({ sessionId: SESSION, kind: SessionKind.Terminal, state });
+
+/** A container status as the kubelet reports it, in the given state. */
+function containerStatus(state: Record<string, unknown>) {
+  return { name: 'session', image: spec.image, imageID: '', ready: 'running' in state, restartCount: 0, state };
+}
+
+function requestLine(request: { method: string; path: string }): string {
+  return `${request.method} ${request.path}`;
+}
+
+describe('KubernetesPlatform against a fake API server', () => {
+  const api = new FakeKubernetesApi({ token: TOKEN, rbac: sessionRole() });
+  let server: string;
+  let platform: KubernetesPlatform;
+
+  beforeAll(async () => {
+    server = await api.listen();
+    platform = new KubernetesPlatform(config, kubeConfigFor(server));
+  });
+
+  afterAll(() => api.close());
+
+  beforeEach(() => api.reset());
+
+  afterEach(() => {
+    // Every request was authenticated with the service account's token.
+    for (const request of api.requests) expect(request.authorization).toBe(`Bearer ${TOKEN}`);
+  });
+
+  describe('start', () => {
+    it('creates the pod, then a Service owned by it, with the bodies the builders make', async () => {
+      const started = await platform.start(spec);
+
+      expect(api.requests.map(requestLine)).toEqual([`POST /api/v1/namespaces/${NS}/pods`, `POST /api/v1/namespaces/${NS}/services`]);
+      const pod = api.get('pods', NS, podName)!;
+      expect(started).toEqual({
+        containerId: pod.metadata.uid,
+        containerName: podName,
+        state: { containerName: podName, podUid: pod.metadata.uid, namespace: NS },
+        adopted: false,
+      });
+      // What went over the wire is exactly what the pure builders produced:
+      // nothing dropped or renamed by the client's serializer.
+      const [podRequest, serviceRequest] = api.requests;
+      expect(podRequest.body).toEqual(JSON.parse(JSON.stringify(makeSessionPod(podName, spec, config, sessionNetworkEnv(serviceName, config)))));
+      expect(serviceRequest.body).toEqual(
+        JSON.parse(JSON.stringify(makeSessionService(serviceName, spec, config, { name: podName, uid: pod.metadata.uid! }))),
+      );
+      const sentPod = podRequest.body as { spec: { containers: { env: { name: string; value: string }[] }[] } };
+      const env = Object.fromEntries(sentPod.spec.containers[0].env.map((e) => [e.name, e.value]));
+      expect(env).toMatchObject({ BERTH_PORT: '7681', BERTH_ADVERTISE_HOST: `${serviceName}.${NS}.svc`, BERTH_CALLBACK_TOKEN: 'cb-secret' });
+      expect(api.get('services', NS, serviceName)?.metadata.ownerReferences).toEqual([
+        expect.objectContaining({ kind: 'Pod', name: podName, uid: pod.metadata.uid }),
+      ]);
+    });
+
+    it('adopts the existing pod and Service when started twice', async () => {
+      const first = await platform.start(spec);
+      api.setPodStatus(NS, podName, { phase: 'Running' });
+      const second = await platform.start(spec);
+
+      expect(second).toEqual({ ...first, adopted: true });
+      expect(api.all('pods')).toHaveLength(1);
+      expect(api.all('services')).toHaveLength(1);
+      expect(api.requests.slice(2).map((r) => `${requestLine(r)} ${r.status}`)).toEqual([
+        `POST /api/v1/namespaces/${NS}/pods 409`,
+        `GET /api/v1/namespaces/${NS}/pods/${podName} 200`,
+        `POST /api/v1/namespaces/${NS}/services 409`,
+        `GET /api/v1/namespaces/${NS}/services/${serviceName} 200`,
+      ]);
+    });
+
+    it.each(['Failed', 'Succeeded'])('replaces a %s pod left by an earlier attempt', async (phase) => {
+      const first = await platform.start(spec);
+      api.setPodStatus(NS, podName, { phase });
+
+      const second = await platform.start(spec);
+
+      expect(second.adopted).toBe(false);
+      expect(second.containerId).not.toBe(first.containerId);
+      expect(api.all('pods').map((pod) => pod.metadata.uid)).toEqual([second.containerId]);
+      const deletion = api.requests.find((r) => r.method === 'DELETE')!;
+      expect(deletion.path).toBe(`/api/v1/namespaces/${NS}/pods/${podName}`);
+      expect(deletion.query.get('gracePeriodSeconds')).toBe('0');
+      expect(deletion.body).toMatchObject({ preconditions: { uid: first.containerId } });
+      // The old Service went with the old pod; the new one belongs to the new pod.
+      expect(api.get('services', NS, serviceName)?.metadata.ownerReferences).toEqual([expect.objectContaining({ uid: second.containerId })]);
+    });
+
+    it('replaces a Service still owned by a replaced pod when the garbage collector has not run yet', async () => {
+      api.garbageCollection = false;
+      await platform.start(spec);
+      api.setPodStatus(NS, podName, { phase: 'Failed' });
+
+      const second = await platform.start(spec);
+
+      expect(api.all('services')).toHaveLength(1);
+      expect(api.get('services', NS, serviceName)?.metadata.ownerReferences).toEqual([expect.objectContaining({ uid: second.containerId })]);
+    });
+
+    it('asks to retry later while a pod from an earlier attempt is still terminating', async () => {
+      const existing = makeSessionPod(podName, spec, config, {});
+      api.put('pods', NS, { ...existing, metadata: { ...existing.metadata!, name: podName, deletionTimestamp: new Date().toISOString() } });
+
+      await expect(platform.start(spec)).rejects.toMatchObject({
+        name: 'PlatformError',
+        transient: true,
+        message: expect.stringContaining('terminating'),
+      });
+      expect(api.all('pods')).toHaveLength(1);
+    });
+
+    it('refuses to adopt a pod that belongs to another session', async () => {
+      const other = makeSessionPod(podName, specFor('11111111-2222-4333-8444-555555555555'), config, {});
+      api.put('pods', NS, other);
+
+      const error = await platform.start(spec).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(PlatformError);
+      expect(error).toMatchObject({ transient: false, message: expect.stringContaining('does not own') });
+    });
+  });
+
+  describe('stop', () => {
+    it('deletes the pod with the grace period and the Service, and is idempotent', async () => {
+      // Without the garbage collector racing us, to see both deletes land.
+      api.garbageCollection = false;
+      const started = await platform.start(spec);
+      api.requests.length = 0;
+
+      await platform.stop(ref(started.state));
+      expect(api.requests.map((r) => `${requestLine(r)} ${r.status}`)).toEqual([
+        `DELETE /api/v1/namespaces/${NS}/pods/${podName} 200`,
+        `DELETE /api/v1/namespaces/${NS}/services/${serviceName} 200`,
+      ]);
+      expect(api.requests[0].query.get('gracePeriodSeconds')).toBe('5');
+      expect(api.all('pods')).toHaveLength(0);
+      expect(api.all('services')).toHaveLength(0);
+
+      await expect(platform.stop(ref(started.state))).resolves.toBeUndefined();
+      expect(api.requests.slice(2).map((r) => r.status)).toEqual([404, 404]);
+    });
+
+    it('finds the pod from the session id when the state is empty, and in the recorded namespace otherwise', async () => {
+      await platform.start(spec);
+      await platform.stop(ref());
+      expect(api.all('pods')).toHaveLength(0);
+
+      // A session started before K8S_NAMESPACE changed is stopped where it lives
+      // (the Role only covers berth-sessions, hence the 403 that proves where we asked).
+      const error = await platform.stop(ref({ containerName: podName, namespace: 'elsewhere' })).catch((e: unknown) => e);
+      expect(api.requests.at(-1)?.path).toBe(`/api/v1/namespaces/elsewhere/pods/${podName}`);
+      expect(error).toMatchObject({ transient: false, message: expect.stringContaining('forbidden') });
+    });
+  });
+
+  describe('poll', () => {
+    let state: ContainerRef['state'];
+    beforeEach(async () => {
+      state = (await platform.start(spec)).state;
+    });
+
+    it('answers running while the pod is Pending or Running', async () => {
+      await expect(platform.poll(ref(state))).resolves.toEqual({ state: 'running' });
+      api.setPodStatus(NS, podName, {
+        phase: 'Running',
+        containerStatuses: [containerStatus({ running: { startedAt: '2026-11-22T10:00:00Z' } })],
+      });
+      await expect(platform.poll(ref(state))).resolves.toEqual({ state: 'running' });
+    });
+
+    it('answers exited with the code, the reason and the last output of a Failed pod', async () => {
+      api.setPodStatus(NS, podName, {
+        phase: 'Failed',
+        containerStatuses: [
+          containerStatus({
+            terminated: { exitCode: 137, reason: 'OOMKilled', startedAt: '2026-11-22T10:00:00Z', finishedAt: '2026-11-22T10:01:00Z' },
+          }),
+        ],
+      });
+      api.setLog(NS, podName, 'starting\nallocating a lot\n');
+
+      const status = await platform.poll(ref(state));
+
+      expect(status).toEqual({ state: 'exited', exitCode: 137, reason: expect.stringContaining('killed: out of memory') });
+      expect(status).toMatchObject({ reason: expect.stringContaining('container exited with code 137') });
+      expect(status).toMatchObject({ reason: expect.stringContaining('last output: starting allocating a lot') });
+      const logRequest = api.requests.find((r) => r.path.endsWith('/log'))!;
+      expect(logRequest.query.get('tailLines')).toBe('5');
+    });
+
+    it('reports an eviction from the pod status', async () => {
+      api.setPodStatus(NS, podName, { phase: 'Failed', reason: 'Evicted', message: 'The node was low on resource: memory.' });
+      await expect(platform.poll(ref(state))).resolves.toEqual({
+        state: 'exited',
+        exitCode: null,
+        reason: expect.stringMatching(/Evicted; The node was low on resource: memory\./),
+      });
+    });
+
+    it.each([
+      [
+        'ImagePullBackOff',
+        'Back-off pulling image "berth/terminal:latest"',
+        /image berth\/terminal:latest could not be pulled \(ImagePullBackOff\): Back-off pulling/,
+      ],
+      ['ErrImagePull', 'pull access denied', /could not be pulled \(ErrImagePull\)/],
+      ['InvalidImageName', 'Failed to apply default image tag', /\(InvalidImageName\)/],
+      ['CreateContainerConfigError', 'secret "x" not found', /container could not be configured \(CreateContainerConfigError\): secret "x"/],
+    ])('answers exited for a Pending pod waiting with %s, which will never start', async (reason, message, expected) => {
+      api.setPodStatus(NS, podName, {
+        phase: 'Pending',
+        containerStatuses: [containerStatus({ waiting: { reason, message } })],
+      });
+      await expect(platform.poll(ref(state))).resolves.toEqual({ state: 'exited', exitCode: null, reason: expect.stringMatching(expected) });
+    });
+
+    it('keeps answering running while the image is still being pulled', async () => {
+      api.setPodStatus(NS, podName, {
+        phase: 'Pending',
+        containerStatuses: [containerStatus({ waiting: { reason: 'ContainerCreating' } })],
+      });
+      await expect(platform.poll(ref(state))).resolves.toEqual({ state: 'running' });
+    });
+
+    it('answers gone when the pod does not exist', async () => {
+      await platform.stop(ref(state));
+      await expect(platform.poll(ref(state))).resolves.toEqual({ state: 'gone' });
+      expect(api.requests.at(-1)?.status).toBe(404);
+    });
+  });
+
+  describe('listManaged', () => {
+    it('sends the ownership label selector and returns only this instance’s pods', async () => {
+      await platform.start(spec);
+      await platform.start(specFor('22222222-3333-4444-8555-666666666666'));
+      const otherInstance = new BerthConfig(parseEnvironment({ BERTH_INSTANCE: 'other' }));
+      const foreign = makeSessionPod('other-terminal-x', specFor('33333333-4444-4555-8666-777777777777'), otherInstance, {});
+      api.put('pods', NS, foreign);
+      api.put('pods', NS, { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'unrelated', labels: { app: 'x' } } });
+      api.requests.length = 0;
+
+      const managed = await platform.listManaged();
+
+      expect(api.requests).toHaveLength(1);
+      expect(api.requests[0].path).toBe(`/api/v1/namespaces/${NS}/pods`);
+      expect(api.requests[0].query.get('labelSelector')).toBe('berth.managed-by=berth,berth.instance=berth');
+      expect(managed.map((m) => m.sessionId).sort()).toEqual([SESSION, '22222222-3333-4444-8555-666666666666'].sort());
+      const mine = managed.find((m) => m.sessionId === SESSION)!;
+      expect(mine).toMatchObject({ kind: SessionKind.Terminal, containerName: podName });
+      expect(Math.abs(mine.createdAt.getTime() - Date.now())).toBeLessThan(10_000);
+    });
+
+    it('follows continue tokens through every page', async () => {
+      const base = makeSessionPod('x', spec, config, {});
+      for (let i = 0; i < 501; i++) {
+        api.put('pods', NS, { ...base, metadata: { ...base.metadata!, name: `pod-${String(i).padStart(3, '0')}` } });
+      }
+      api.requests.length = 0;
+
+      const managed = await platform.listManaged();
+
+      expect(managed).toHaveLength(501);
+      expect(api.requests.map((r) => r.query.get('continue'))).toEqual([null, expect.any(String)]);
+      expect(api.requests[0].query.get('limit')).toBe('500');
+    });
+  });
+
+  describe('ping', () => {
+    it('lists at most one pod in the sessions namespace', async () => {
+      await expect(platform.ping()).resolves.toBeUndefined();
+      expect(api.requests.map(requestLine)).toEqual([`GET /api/v1/namespaces/${NS}/pods`]);
+      expect(api.requests[0].query.get('limit')).toBe('1');
+    });
+
+    it('fails permanently, naming the problem, when the token is rejected', async () => {
+      const stranger = new KubernetesPlatform(config, kubeConfigFor(server, 'wrong-token'));
+      const error = await stranger.ping().catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(PlatformError);
+      expect(error).toMatchObject({ transient: false, message: expect.stringContaining('401') });
+      api.requests.length = 0; // the afterEach token check is about our platform's requests
+    });
+  });
+
+  describe('errors', () => {
+    it('turns a 500 into a transient PlatformError carrying the API message', async () => {
+      api.failNext('POST', /\/pods$/, 500, 'InternalError', 'etcdserver: request timed out');
+      const error = await platform.start(spec).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(PlatformError);
+      expect(error).toMatchObject({ transient: true, message: expect.stringContaining('etcdserver: request timed out') });
+    });
+
+    it('turns a 429 from API priority and fairness into a transient PlatformError', async () => {
+      api.failNext('GET', /\/pods\//, 429, 'TooManyRequests', 'Too many requests, please try again later.');
+      await platform.start(spec);
+      const error = await platform.poll(ref()).catch((e: unknown) => e);
+      expect(error).toMatchObject({ name: 'PlatformError', transient: true });
+    });
+
+    it('turns a 422 into a permanent PlatformError carrying the API message', async () => {
+      api.failNext('POST', /\/pods$/, 422, 'Invalid', `Pod "${podName}" is invalid: spec.containers[0].image: Required value`);
+      const error = await platform.start(spec).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(PlatformError);
+      expect(error).toMatchObject({
+        transient: false,
+        message:
+          `Kubernetes API error while creating pod ${podName}: ` +
+          `HTTP 422 Invalid: Pod "${podName}" is invalid: spec.containers[0].image: Required value`,
+      });
+    });
+
+    it('treats a 500 while stopping as transient, not as success', async () => {
+      const started = await platform.start(spec);
+      api.failNext('DELETE', /\/pods\//, 503, 'ServiceUnavailable', 'the server is currently unable to handle the request');
+      await expect(platform.stop(ref(started.state))).rejects.toMatchObject({ name: 'PlatformError', transient: true });
+      expect(api.all('pods')).toHaveLength(1);
+    });
+
+    it('treats an unreachable API server as transient', async () => {
+      const closed = new FakeKubernetesApi({ token: TOKEN });
+      const url = await closed.listen();
+      await closed.close();
+      const unreachable = new KubernetesPlatform(config, kubeConfigFor(url));
+      await expect(unreachable.ping()).rejects.toMatchObject({
+        name: 'PlatformError',
+        transient: true,
+        message: expect.stringContaining('ECONNREFUSED'),
+      });
+    });
+  });
+
+  describe('dependency injection', () => {
+    it('resolves through Nest with a KubeConfig provided under KUBE_CONFIG', async () => {
+      const moduleRef = await Test.createTestingModule({
+        providers: [{ provide: BerthConfig, useValue: config }, { provide: KUBE_CONFIG, useValue: kubeConfigFor(server) }, KubernetesPlatform],
+      }).compile();
+      const resolved = moduleRef.get(KubernetesPlatform);
+      expect(resolved.name).toBe('kubernetes');
+      await expect(resolved.ping()).resolves.toBeUndefined();
+      await moduleRef.close();
+    });
+  });
+
+  it('needed every permission the Role grants, and no other (least privilege)', () => {
+    // Runs last: `exercised` accumulates over the whole file.
+    const granted = sessionRole().rules.flatMap((rule) => rule.resources.flatMap((resource) => rule.verbs.map((verb) => `${resource}:${verb}`)));
+    expect([...api.exercised].sort()).toEqual(granted.sort());
+  });
+});
