@@ -1,10 +1,39 @@
-import { INestApplication, ValidationPipe } from '@nestjs/common';
+import { NestApplicationOptions, ValidationPipe } from '@nestjs/common';
+import { NestExpressApplication } from '@nestjs/platform-express';
+import { json, NextFunction, Request, Response } from 'express';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import { STATUS_CODES } from 'node:http';
 import { HttpErrorFilter } from './common/http-error.filter';
 import { BerthConfig } from './config/berth-config';
 
+export const HTTP_APP_OPTIONS: NestApplicationOptions = { bodyParser: false };
+
+interface BodyParserError {
+  status?: number;
+  type?: string;
+  message?: string;
+}
+
+function bodyParserErrors(error: BodyParserError, _req: Request, res: Response, next: NextFunction): void {
+  if (!error?.type || !error.status) return next(error);
+  const messages: Record<string, string> = {
+    'entity.parse.failed': `Request body is not valid JSON (${error.message})`,
+    'entity.too.large': 'Request body is larger than 64 KiB',
+    'charset.unsupported': 'Request body charset is not supported; send UTF-8',
+    'encoding.unsupported': 'Request body encoding is not supported',
+  };
+  const status = error.status;
+  res.status(status).json({ statusCode: status, error: STATUS_CODES[status] ?? 'Error', message: messages[error.type] ?? 'Malformed request body' });
+}
+
 /** HTTP concerns shared by the API entry point and the end-to-end tests. */
-export function configureHttpApp(app: INestApplication, config: BerthConfig): void {
+export function configureHttpApp(app: NestExpressApplication, config: BerthConfig): void {
+  // Our own JSON parser (create the app with HTTP_APP_OPTIONS) so parse errors
+  // get a message that says what is wrong. Requests here are small; anything
+  // larger is refused before parsing.
+  app.use(json({ limit: '64kb' }));
+  app.use(bodyParserErrors);
+  app.set('trust proxy', 'loopback');
   app.useGlobalPipes(
     new ValidationPipe({
       whitelist: true,

@@ -4,7 +4,7 @@ import { NestExpressApplication } from '@nestjs/platform-express';
 import { AppModule } from './app.module';
 import { createLogger } from './common/logger';
 import { BerthConfig } from './config/berth-config';
-import { configureHttpApp } from './http-app';
+import { HTTP_APP_OPTIONS, configureHttpApp } from './http-app';
 import { handleShutdownSignals } from './shutdown';
 
 /** The API entry point. With RUN_WORKER_IN_API=true it also runs the worker (dev mode). */
@@ -18,10 +18,9 @@ async function bootstrap(): Promise<void> {
   }
   const logger = createLogger(config);
   const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config, { api: true, worker: config.runWorkerInApi }), {
+    ...HTTP_APP_OPTIONS,
     logger,
   });
-  app.set('trust proxy', 'loopback');
-  app.useBodyParser('json', { limit: '64kb' });
   configureHttpApp(app, config);
   handleShutdownSignals(app, config.shutdownTimeoutMs, logger);
   await app.listen(config.http.port, config.http.host);

@@ -41,12 +41,6 @@ export class HttpErrorFilter implements ExceptionFilter {
         typeof payload === 'string' ? payload : ((payload as { message?: string | string[] }).message ?? exception.message);
       return { statusCode, error: STATUS_CODES[statusCode] ?? 'Error', message };
     }
-    // body-parser errors (malformed JSON, payload too large) carry their own status.
-    const parserError = exception as { status?: number; type?: string; message?: string };
-    if (typeof parserError?.status === 'number' && parserError.status >= 400 && parserError.status < 500) {
-      const message = parserError.type === 'entity.parse.failed' ? 'Request body is not valid JSON' : parserError.message ?? 'Bad request';
-      return { statusCode: parserError.status, error: STATUS_CODES[parserError.status] ?? 'Error', message };
-    }
     if (isDependencyUnavailable(exception)) {
       return {
         statusCode: 503,

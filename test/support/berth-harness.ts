@@ -7,7 +7,7 @@ import { AddressInfo, createServer } from 'node:net';
 import { DataSource } from 'typeorm';
 import { AppModule, Roles } from '../../src/app.module';
 import { BerthConfig } from '../../src/config/berth-config';
-import { configureHttpApp } from '../../src/http-app';
+import { HTTP_APP_OPTIONS, configureHttpApp } from '../../src/http-app';
 import { LABELS } from '../../src/platform/container-platform';
 
 export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL ?? 'postgres://berth:berth@127.0.0.1:5432/berth_test';
@@ -79,7 +79,7 @@ export async function startBerth(env: Record<string, string> = {}, roles: Roles 
   const module = AppModule.forRoot(config, roles);
   const logger = ['error'] as const;
   if (roles.api) {
-    const http = await NestFactory.create<NestExpressApplication>(module, { logger: [...logger] });
+    const http = await NestFactory.create<NestExpressApplication>(module, { ...HTTP_APP_OPTIONS, logger: [...logger] });
     configureHttpApp(http, config);
     await http.listen(port, '127.0.0.1');
     app = http;

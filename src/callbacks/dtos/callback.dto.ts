@@ -7,8 +7,8 @@ export class TunnelCallbackDto {
   terminal_id: string;
 
   @ApiProperty({ example: 'http://127.0.0.1:40123/', description: 'Where the session server listens.' })
-  @IsUrl({ require_tld: false, require_protocol: true, protocols: ['http', 'https'] })
   @MaxLength(2048)
+  @IsUrl({ require_tld: false, require_protocol: true, protocols: ['http', 'https'] })
   tunnel_url: string;
 }
 
@@ -22,8 +22,8 @@ export class StatusCallbackDto {
   status: 'failed';
 
   @ApiProperty({ maxLength: 1024 })
-  @IsString()
   @MaxLength(1024)
+  @IsString()
   error_message: string;
 }
 

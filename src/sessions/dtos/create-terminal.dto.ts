@@ -9,8 +9,8 @@ export class CreateTerminalDto {
     example: 3600,
   })
   @IsOptional()
-  @IsInt()
-  @Min(1)
   @Max(10 * 365 * 86400)
+  @Min(1)
+  @IsInt()
   ttl_seconds?: number;
 }

@@ -12,15 +12,15 @@ export class ListSessionsQuery {
   @ApiPropertyOptional({ minimum: 1, maximum: 200, default: 50 })
   @IsOptional()
   @Type(() => Number)
-  @IsInt()
-  @Min(1)
   @Max(200)
+  @Min(1)
+  @IsInt()
   limit = 50;
 
   @ApiPropertyOptional({ minimum: 0, default: 0 })
   @IsOptional()
   @Type(() => Number)
-  @IsInt()
   @Min(0)
+  @IsInt()
   offset = 0;
 }
