@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# `npm test`: sets up what the suite needs on a fresh Debian host (the same way
+# as quickstart), then runs every tier:
+#   1. unit specs (pure logic, beside the code),
+#   2. end-to-end specs against real Postgres, Redis, Docker and Chromium,
+#   3. the terminal image's own smoke test.
+# Ends with one summary line, "Tests: N passed, N failed".
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '[test] %s\n' "$*"; }
+
+if [ ! -x node_modules/.bin/jest ]; then
+  log "installing npm dependencies"
+  npm ci --no-audit --no-fund
+fi
+bash scripts/ensure-services.sh
+bash scripts/ensure-chromium.sh
+bash scripts/build-images.sh
+log "compiling (the shutdown tests run the built entry points)"
+npx nest build
+
+results=$(mktemp -d)
+trap 'rm -rf "$results"' EXIT
+status=0
+
+log "unit tests"
+npx jest --selectProjects unit --json --outputFile="$results/unit.json" || status=1
+log "end-to-end tests (real Postgres, Redis, Docker engine, Chromium)"
+npx jest --selectProjects e2e --runInBand --json --outputFile="$results/e2e.json" || status=1
+log "terminal image smoke test"
+bash terminal-container/smoke-test.sh | tee "$results/smoke.txt" || status=1
+
+node - "$results" <<'JS'
+const fs = require('fs');
+const dir = process.argv[2];
+let passed = 0, failed = 0;
+for (const name of ['unit.json', 'e2e.json']) {
+  try {
+    const report = JSON.parse(fs.readFileSync(`${dir}/${name}`, 'utf8'));
+    passed += report.numPassedTests;
+    failed += report.numFailedTests + (report.numRuntimeErrorTestSuites || 0);
+  } catch {
+    failed += 1; // the runner did not even report
+  }
+}
+const smoke = fs.readFileSync(`${dir}/smoke.txt`, 'utf8').match(/(\d+) passed, (\d+) failed/);
+if (smoke) { passed += Number(smoke[1]); failed += Number(smoke[2]); } else { failed += 1; }
+console.log(`Tests: ${passed} passed, ${failed} failed`);
+JS
+exit $status

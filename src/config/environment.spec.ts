@@ -1,0 +1,49 @@
+import { BerthConfig } from './berth-config';
+import { ConfigValidationError, parseEnvironment } from './environment';
+
+describe('configuration', () => {
+  it('applies the documented defaults', () => {
+    const config = BerthConfig.fromEnvironment({});
+    expect(config.platform.kind).toBe('docker');
+    expect(config.sessions.terminalTtlSeconds).toBe(24 * 3600);
+    expect(config.sessions.cleanupIntervalMs).toBe(5 * 60_000);
+    expect(config.callbackUrl).toBe('http://127.0.0.1:3000/api/v1/callbacks');
+    expect(config.runWorkerInApi).toBe(false);
+  });
+
+  it('converts numbers and booleans, including "false"', () => {
+    const env = parseEnvironment({ PORT: '8080', RUN_WORKER_IN_API: 'false', K8S_IN_CLUSTER: 'true', CLEANUP_INTERVAL_MINUTES: '0.5' });
+    expect(env.PORT).toBe(8080);
+    expect(env.RUN_WORKER_IN_API).toBe(false);
+    expect(env.K8S_IN_CLUSTER).toBe(true);
+    expect(env.CLEANUP_INTERVAL_MINUTES).toBe(0.5);
+  });
+
+  it('derives the callback URL from PUBLIC_URL unless CALLBACK_URL is set', () => {
+    expect(BerthConfig.fromEnvironment({ PUBLIC_URL: 'https://berth.example.com/' }).callbackUrl).toBe(
+      'https://berth.example.com/api/v1/callbacks',
+    );
+    expect(BerthConfig.fromEnvironment({ CALLBACK_URL: 'http://api:3000/api/v1/callbacks' }).callbackUrl).toBe(
+      'http://api:3000/api/v1/callbacks',
+    );
+  });
+
+  it('refuses bad values with a message naming each variable', () => {
+    let error: Error | undefined;
+    try {
+      parseEnvironment({ PORT: 'http', CONTAINER_PLATFORM: 'nomad', RUN_WORKER_IN_API: 'maybe', DATABASE_URL: 'mysql://x' });
+    } catch (caught) {
+      error = caught as Error;
+    }
+    expect(error).toBeInstanceOf(ConfigValidationError);
+    expect(error!.message).toMatch(/PORT="http"/);
+    expect(error!.message).toMatch(/CONTAINER_PLATFORM="nomad": CONTAINER_PLATFORM must be one of the following values: docker, kubernetes/);
+    expect(error!.message).toMatch(/RUN_WORKER_IN_API="maybe"/);
+    expect(error!.message).toMatch(/DATABASE_URL must be a postgres:\/\/ URL/);
+  });
+
+  it('computes container limits from the session knobs', () => {
+    const config = BerthConfig.fromEnvironment({ SESSION_MEMORY_MB: '512', SESSION_CPUS: '1.5', SESSION_PIDS_LIMIT: '100' });
+    expect(config.platform.limits).toMatchObject({ memoryBytes: 512 * 1024 * 1024, nanoCpus: 1_500_000_000, pidsLimit: 100 });
+  });
+});
