@@ -1,0 +1,89 @@
+import { Queue } from 'bullmq';
+import { ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { join } from 'node:path';
+import { JobName, QueueName, jobId } from '../src/provisioning/jobs';
+import { TERMINAL_IMAGE, TEST_DATABASE_URL, TEST_REDIS_URL, api, eventually, freePort, removeContainers, resetDatabase, waitForStatus } from './support/berth-harness';
+import { TEST_IMAGES } from './support/test-images';
+
+const DIST = join(__dirname, '..', 'dist', 'src');
+
+interface Running {
+  child: ChildProcess;
+  output: () => string;
+}
+
+function run(entry: 'main.js' | 'worker.js', env: Record<string, string>): Running {
+  const child = spawn(process.execPath, [join(DIST, entry)], {
+    env: { PATH: process.env.PATH, DATABASE_URL: TEST_DATABASE_URL, REDIS_URL: TEST_REDIS_URL, TERMINAL_IMAGE, LOG_FORMAT: 'json', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout!.on('data', (chunk) => (output += chunk));
+  child.stderr!.on('data', (chunk) => (output += chunk));
+  return { child, output: () => output };
+}
+
+async function exitOf(child: ChildProcess, timeoutMs: number): Promise<{ code: number | null; ms: number }> {
+  const started = Date.now();
+  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  const [code] = (await once(child, 'exit')) as [number | null];
+  clearTimeout(timer);
+  return { code, ms: Date.now() - started };
+}
+
+describe('entry points: start-up checks and graceful shutdown (built dist/)', () => {
+  const instance = `p${process.pid}`;
+  const prefix = `berth-test-proc-${process.pid}`;
+
+  beforeAll(resetDatabase);
+  afterAll(() => removeContainers(instance));
+
+  it('refuses to start with an invalid variable, naming it', async () => {
+    const { child, output } = run('main.js', { PORT: 'eighty', CONTAINER_PLATFORM: 'nomad' });
+    const { code } = await exitOf(child, 15_000);
+    expect(code).toBe(1);
+    expect(output()).toMatch(/PORT="eighty"/);
+    expect(output()).toMatch(/CONTAINER_PLATFORM="nomad"/);
+  });
+
+  it('the worker stops on SIGTERM, handing an in-flight provisioning job back to the queue', async () => {
+    const port = await freePort();
+    const common = { QUEUE_PREFIX: prefix, BERTH_INSTANCE: instance, PORT: String(port), PUBLIC_URL: `http://127.0.0.1:${port}` };
+    // The API alone, and a worker whose containers never report ready: its job stays in flight.
+    const apiProcess = run('main.js', common);
+    const worker = run('worker.js', { ...common, TERMINAL_IMAGE: TEST_IMAGES.sleeper.tag, START_TIMEOUT_SECONDS: '120' });
+    const queue = new Queue(QueueName.Provisioning, { connection: { url: TEST_REDIS_URL }, prefix });
+    try {
+      const base = `http://127.0.0.1:${port}`;
+      await eventually(async () => (await api(base, 'GET', '/health')).status === 200, 30_000, 'API health');
+      await eventually(async () => worker.output().includes('Berth worker running'), 30_000, 'worker start');
+
+      const { body } = await api(base, 'POST', '/api/v1/terminals');
+      await waitForStatus(base, body.id, ['starting']);
+      const job = await queue.getJob(jobId(JobName.ProvisionSession, body.id));
+      await eventually(async () => (await job!.getState()) === 'active', 10_000, 'job active');
+
+      worker.child.kill('SIGTERM');
+      const { code, ms } = await exitOf(worker.child, 20_000);
+      expect(code).toBe(0);
+      expect(ms).toBeLessThan(8000);
+      expect(worker.output()).toMatch(/shutdown complete/);
+      // Not failed, not lost: back in the queue for the next worker, no attempt spent.
+      const state = await job!.getState();
+      expect(['delayed', 'waiting']).toContain(state);
+      expect((await queue.getJob(job!.id!))!.attemptsMade).toBe(0);
+      expect((await api(base, 'GET', `/api/v1/terminals/${body.id}`)).body.status).toBe('starting');
+
+      apiProcess.child.kill('SIGTERM');
+      const apiExit = await exitOf(apiProcess.child, 20_000);
+      expect(apiExit.code).toBe(0);
+      await expect(fetch(`${base}/health`)).rejects.toThrow();
+    } finally {
+      apiProcess.child.kill('SIGKILL');
+      worker.child.kill('SIGKILL');
+      await queue.obliterate({ force: true }).catch(() => undefined);
+      await queue.close();
+    }
+  });
+});
