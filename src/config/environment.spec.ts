@@ -47,3 +47,21 @@ describe('configuration', () => {
     expect(config.platform.limits).toMatchObject({ memoryBytes: 512 * 1024 * 1024, nanoCpus: 1_500_000_000, pidsLimit: 100 });
   });
 });
+
+describe('.env.example', () => {
+  it('lists every variable with its default', () => {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { readFileSync } = require('node:fs') as typeof import('node:fs');
+    const example = readFileSync(`${__dirname}/../../.env.example`, 'utf8');
+    const listed = new Map<string, string>();
+    for (const match of example.matchAll(/^#?\s?([A-Z][A-Z0-9_]+)=(.*)$/gm)) listed.set(match[1], match[2]);
+    const defaults = parseEnvironment({});
+    for (const [name, value] of Object.entries(defaults).filter(([, value]) => value !== undefined)) {
+      expect({ name, value: listed.get(name) }).toEqual({ name, value: String(value) });
+    }
+    expect(listed.has('CALLBACK_URL')).toBe(true);
+    // Nothing documented that the code does not read.
+    const known = new Set([...Object.keys(defaults), 'CALLBACK_URL']);
+    expect([...listed.keys()].filter((name) => !known.has(name))).toEqual([]);
+  });
+});

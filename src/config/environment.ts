@@ -17,7 +17,7 @@ import {
 /**
  * Every environment variable Berth reads, with its default. This class is the
  * single source of truth: `.env.example` documents the same names, and
- * `loadConfig` validates them at boot so a typo fails fast, naming the variable.
+ * `parseEnvironment` validates them at boot so a typo fails fast, naming the variable.
  */
 // Reads the raw string (obj[key]): implicit conversion would already have turned "false" into true.
 const toBool = ({ obj, key }: { obj: Record<string, unknown>; key: string }) => {
