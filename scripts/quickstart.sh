@@ -43,7 +43,8 @@ start api dist/src/main.js
 start worker dist/src/worker.js
 
 for _ in $(seq 120); do
-  if curl -fsS "http://127.0.0.1:$PORT/health" >/dev/null 2>&1; then
+  # node, not curl: a fresh machine may have nothing but Node and npm.
+  if node -e "fetch('http://127.0.0.1:$PORT/health').then(r => process.exit(r.ok ? 0 : 1), () => process.exit(1))"; then
     cat <<MSG
 
 Berth is running.
