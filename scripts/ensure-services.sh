@@ -81,7 +81,6 @@ fi
 if ! command -v dockerd >/dev/null 2>&1; then
   apt_install docker.io
 fi
-apt_install tini # docker-init: PID 1 inside session containers (HostConfig.Init)
 if ! docker info >/dev/null 2>&1; then
   log "starting the Docker engine"
   # No bridge and no iptables: session containers use host networking on a

@@ -75,6 +75,15 @@ describe('terminal session lifecycle (real Postgres, Redis, Docker)', () => {
 
     const marker = `berth-${Math.floor(Math.random() * 1e9)}`;
     await runInTerminal(started.tunnel_url, token, `echo ${marker}`, marker);
+    // The user's shell cannot read the container's callback secret from any process.
+    await runInTerminal(
+      started.tunnel_url,
+      token,
+      `echo leaks-$(cat /proc/[0-9]*/environ 2>/dev/null | tr '\\0' '\\n' | grep -c '^BERTH_CALLBACK_TOKEN=')`,
+      'leaks-0',
+    );
+    // Orphans re-parented to the session server (PID 1) are reaped, not left as zombies.
+    await runInTerminal(started.tunnel_url, token, `bash -c 'sleep 0.2 &'; sleep 0.6; echo zombies-$(ps -eo stat= | grep -c '^Z')`, 'zombies-0');
     // A wrong token gets no shell.
     await expect(runInTerminal(started.tunnel_url, 'not-the-token', 'echo x', 'x')).rejects.toThrow(/401/);
 

@@ -19,7 +19,7 @@ describe('Docker container options', () => {
       MemorySwap: 128 * 1024 * 1024,
       NanoCpus: 250_000_000,
       PidsLimit: 64,
-      Init: true,
+      Init: false,
       RestartPolicy: { Name: 'no' },
     });
     expect(Object.keys(options.HostConfig!.Tmpfs!)).toEqual(['/tmp', '/home/berth']);

@@ -38,8 +38,10 @@ export function buildContainerOptions(
     StopSignal: 'SIGTERM',
     HostConfig: {
       NetworkMode: docker.network,
-      // tini as PID 1 reaps the orphans a user's shell leaves behind.
-      Init: true,
+      // No Init (tini): an init process would hold the container's environment,
+      // callback secret included, readable by the user's shell. The session
+      // server runs as PID 1, reaps orphans itself and is not dumpable.
+      Init: false,
       ReadonlyRootfs: true,
       Tmpfs: {
         '/tmp': tmpfs,
