@@ -1,6 +1,10 @@
 import { randomUUID } from 'node:crypto';
+import { rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { LABELS } from '../src/platform/container-platform';
-import { Berth, api, containersOf, docker, eventually, resetDatabase, startBerth, waitForStatus } from './support/berth-harness';
+import { Berth, api, containersOf, docker, eventually, resetDatabase, sleep, startBerth, waitForStatus } from './support/berth-harness';
+import { FaultProxy } from './support/fault-proxy';
 import { TEST_IMAGES } from './support/test-images';
 
 describe('expiry, timeouts, failures and reaping', () => {
@@ -119,5 +123,49 @@ describe('expiry, timeouts, failures and reaping', () => {
 
     const after = await api(berth.url, 'GET', `/api/v1/terminals/${body.id}`);
     expect(after.body).toMatchObject({ status: 'starting', tunnel_url: null, error_message: null });
+  });
+});
+
+describe('transient platform errors', () => {
+  const socketPath = join(tmpdir(), `berth-docker-${process.pid}.sock`);
+  const engine = new FaultProxy('/var/run/docker.sock');
+  let berth: Berth | undefined;
+
+  beforeEach(async () => {
+    await resetDatabase();
+    await rm(socketPath, { force: true });
+  });
+
+  afterEach(async () => {
+    await engine.restore();
+    await berth?.close();
+    berth = undefined;
+    await engine.cut();
+  });
+
+  it('are retried with backoff: a session created while the engine is down starts when it returns', async () => {
+    await engine.start(socketPath);
+    berth = await startBerth({ DOCKER_SOCKET_PATH: socketPath, PROVISION_ATTEMPTS: '6', PROVISION_BACKOFF_MS: '300' });
+    await engine.cut();
+    const { body } = await api(berth.url, 'POST', '/api/v1/terminals');
+    // Still trying, not failed.
+    await sleep(1200);
+    expect((await api(berth.url, 'GET', `/api/v1/terminals/${body.id}`)).body).toMatchObject({ status: 'starting', error_message: null });
+    expect((await api(berth.url, 'GET', '/health')).body.checks.platform.status).toBe('down');
+
+    await engine.restore();
+    const started = await waitForStatus(berth.url, body.id, ['started', 'failed'], 30_000);
+    expect(started.status).toBe('started');
+    expect(await containersOf(berth.instance, body.id)).toHaveLength(1);
+  });
+
+  it('fail the session with the reason once the attempts run out', async () => {
+    await engine.start(socketPath);
+    berth = await startBerth({ DOCKER_SOCKET_PATH: socketPath, PROVISION_ATTEMPTS: '2', PROVISION_BACKOFF_MS: '100' });
+    await engine.cut();
+    const { body } = await api(berth.url, 'POST', '/api/v1/terminals');
+    const failed = await waitForStatus(berth.url, body.id, ['failed', 'started'], 15_000);
+    expect(failed.status).toBe('failed');
+    expect(failed.error_message).toMatch(/^provisioning failed after retries: Docker engine error while creating container .*(ENOENT|ECONNREFUSED)/);
   });
 });

@@ -1,23 +1,26 @@
 import { AddressInfo, Server, Socket, createConnection, createServer } from 'node:net';
 
 /**
- * A TCP proxy on loopback in front of Postgres or Redis that a test can cut
- * and restore, to watch Berth meet a real outage (connections reset, new ones
- * refused) without stopping the shared services.
+ * A proxy in front of Postgres, Redis (TCP on loopback) or the Docker engine
+ * (a unix socket) that a test can cut and restore, to watch Berth meet a real
+ * outage (connections reset, new ones refused) without stopping the shared
+ * services.
  */
 export class FaultProxy {
   private server?: Server;
   private readonly sockets = new Set<Socket>();
   port = 0;
+  private listenOn: number | string = 0;
 
-  constructor(
-    private readonly targetPort: number,
-    private readonly targetHost = '127.0.0.1',
-  ) {}
+  /** @param target a TCP port on 127.0.0.1, or the path of a unix socket */
+  constructor(private readonly target: number | string) {}
 
-  async start(port = 0): Promise<number> {
+  /** Listens on `listenOn`: a TCP port on 127.0.0.1 (0 = any free one) or a unix socket path. */
+  async start(listenOn: number | string = 0): Promise<number> {
+    this.listenOn = listenOn;
     this.server = createServer((client) => {
-      const upstream = createConnection(this.targetPort, this.targetHost);
+      const upstream =
+        typeof this.target === 'number' ? createConnection(this.target, '127.0.0.1') : createConnection({ path: this.target });
       for (const socket of [client, upstream]) {
         this.sockets.add(socket);
         socket.on('close', () => this.sockets.delete(socket));
@@ -29,9 +32,10 @@ export class FaultProxy {
     });
     await new Promise<void>((resolve, reject) => {
       this.server!.once('error', reject);
-      this.server!.listen(port, '127.0.0.1', resolve);
+      if (typeof listenOn === 'number') this.server!.listen(listenOn, '127.0.0.1', resolve);
+      else this.server!.listen(listenOn, resolve);
     });
-    this.port = (this.server.address() as AddressInfo).port;
+    if (typeof listenOn === 'number') this.port = (this.server.address() as AddressInfo).port;
     return this.port;
   }
 
@@ -46,6 +50,6 @@ export class FaultProxy {
 
   /** Listens again on the same port. */
   async restore(): Promise<void> {
-    if (!this.server) await this.start(this.port);
+    if (!this.server) await this.start(typeof this.listenOn === 'number' ? this.port : this.listenOn);
   }
 }
