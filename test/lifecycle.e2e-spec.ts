@@ -1,4 +1,7 @@
+import { getQueueToken } from '@nestjs/bullmq';
+import { Queue } from 'bullmq';
 import WebSocket from 'ws';
+import { JobName, QueueName, jobId } from '../src/provisioning/jobs';
 import { Berth, api, containersOf, eventually, resetDatabase, startBerth, waitForStatus } from './support/berth-harness';
 
 /** Connects to the terminal's WebSocket, types a command, and resolves with everything the shell printed. */
@@ -92,6 +95,9 @@ describe('terminal session lifecycle (real Postgres, Redis, Docker)', () => {
     expect(deleted.body.status).toBe('stopped');
     expect(deleted.body.deleted_at).not.toBeNull();
     await eventually(async () => (await containersOf(berth.instance, id)).length === 0, 15_000, 'container removal');
+    // Its expiry job, now pointless, is gone from Redis too.
+    const lifecycle = berth.app.get<Queue>(getQueueToken(QueueName.Lifecycle));
+    await eventually(async () => !(await lifecycle.getJob(jobId(JobName.ExpireSession, id))), 5_000, 'expiry job removal');
 
     // Idempotent, and a stopped session stays stopped.
     const again = await api(berth.url, 'DELETE', `/api/v1/terminals/${id}`);

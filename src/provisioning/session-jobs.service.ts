@@ -47,6 +47,11 @@ export class SessionJobs {
     });
   }
 
+  /** Drops a pending expiry job once the session has ended some other way (it would be a no-op, but holds Redis memory until then). */
+  async cancelExpiry(sessionId: string): Promise<void> {
+    await this.lifecycle.remove(jobId(JobName.ExpireSession, sessionId));
+  }
+
   async pingRedis(): Promise<void> {
     const client = (await this.provisioning.client) as unknown as Redis;
     await withTimeout(client.ping(), ENQUEUE_TIMEOUT_MS, 'Redis did not answer');

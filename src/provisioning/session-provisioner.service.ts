@@ -110,6 +110,7 @@ export class SessionProvisioner implements BeforeApplicationShutdown {
     const session = await this.sessions.findById(sessionId);
     if (!session) return;
     await this.platform.stop(refOf(session));
+    await this.jobs.cancelExpiry(sessionId);
     this.logger.log({ msg: 'container removed', sessionId, container: session.containerName });
   }
 
