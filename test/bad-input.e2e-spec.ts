@@ -58,6 +58,7 @@ describe('bad input gets a clear 4xx', () => {
     ['limit=0', /limit must not be less than 1/],
     ['limit=500', /limit must not be greater than 200/],
     ['offset=-1', /offset must not be less than 0/],
+    ['offset=1e20', /offset must not be greater than 2147483647/],
     ['limit=ten', /limit must be an integer number/],
     ['colour=blue', /property colour should not exist/],
   ])('listing with %s is 400', async (query, message) => {

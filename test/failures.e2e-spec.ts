@@ -166,6 +166,6 @@ describe('transient platform errors', () => {
     const { body } = await api(berth.url, 'POST', '/api/v1/terminals');
     const failed = await waitForStatus(berth.url, body.id, ['failed', 'started'], 15_000);
     expect(failed.status).toBe('failed');
-    expect(failed.error_message).toMatch(/^provisioning failed after retries: Docker engine error while creating container .*(ENOENT|ECONNREFUSED)/);
+    expect(failed.error_message).toMatch(/^provisioning failed after 2 attempts: Docker engine error while creating container .*(ENOENT|ECONNREFUSED)/);
   });
 });

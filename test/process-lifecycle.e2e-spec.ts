@@ -3,7 +3,19 @@ import { ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { join } from 'node:path';
 import { JobName, QueueName, jobId } from '../src/provisioning/jobs';
-import { TERMINAL_IMAGE, TEST_DATABASE_URL, TEST_REDIS_URL, api, eventually, freePort, removeContainers, resetDatabase, waitForStatus } from './support/berth-harness';
+import {
+  TERMINAL_IMAGE,
+  TEST_DATABASE_URL,
+  TEST_REDIS_URL,
+  api,
+  containersOf,
+  eventually,
+  freePort,
+  removeContainers,
+  resetDatabase,
+  sleep,
+  waitForStatus,
+} from './support/berth-harness';
 import { TEST_IMAGES } from './support/test-images';
 
 const DIST = join(__dirname, '..', 'dist', 'src');
@@ -74,6 +86,20 @@ describe('entry points: start-up checks and graceful shutdown (built dist/)', ()
       expect(['delayed', 'waiting']).toContain(state);
       expect((await queue.getJob(job!.id!))!.attemptsMade).toBe(0);
       expect((await api(base, 'GET', `/api/v1/terminals/${body.id}`)).body.status).toBe('starting');
+
+      // The next worker takes the job over and adopts the running container: still exactly one.
+      const [before] = await containersOf(instance, body.id);
+      const successor = run('worker.js', { ...common, TERMINAL_IMAGE: TEST_IMAGES.sleeper.tag, START_TIMEOUT_SECONDS: '120' });
+      try {
+        await eventually(async () => (await job!.getState()) === 'active', 15_000, 'job taken over');
+        await sleep(500);
+        const after = await containersOf(instance, body.id);
+        expect(after.map((container) => container.Id)).toEqual([before.Id]);
+        expect(after[0].State).toBe('running');
+      } finally {
+        successor.child.kill('SIGTERM');
+        expect((await exitOf(successor.child, 20_000)).code).toBe(0);
+      }
 
       apiProcess.child.kill('SIGTERM');
       const apiExit = await exitOf(apiProcess.child, 20_000);

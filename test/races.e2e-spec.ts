@@ -1,6 +1,7 @@
 import { getQueueToken } from '@nestjs/bullmq';
 import { Queue } from 'bullmq';
 import { JobName, QueueName, jobId } from '../src/provisioning/jobs';
+import { CONTAINER_PLATFORM, ContainerPlatform } from '../src/platform/container-platform';
 import { SessionProvisioner } from '../src/provisioning/session-provisioner.service';
 import { Berth, api, containersOf, eventually, resetDatabase, sleep, startBerth, waitForStatus } from './support/berth-harness';
 
@@ -74,12 +75,20 @@ describe('concurrency: duplicate delivery and DELETE racing provisioning', () =>
     );
     harnesses.push(worker);
 
-    const [outcome, deleted] = await Promise.all([
-      worker.app.get(SessionProvisioner).provision(body.id, job!.data.callbackToken),
-      sleep(40).then(() => api(apiOnly.url, 'DELETE', `/api/v1/terminals/${body.id}`)),
-    ]);
-    expect(deleted.body.status).toBe('stopped');
-    expect(['ended-meanwhile', 'not-live']).toContain(outcome);
+    // Land the DELETE exactly in the window: the real Docker platform has created
+    // and started the container, and the provisioner has not recorded it yet.
+    const platform = worker.app.get<ContainerPlatform>(CONTAINER_PLATFORM);
+    const realStart = platform.start.bind(platform);
+    let deleted: { body: { status: string } } | undefined;
+    platform.start = async (spec) => {
+      const started = await realStart(spec);
+      expect(await containersOf(apiOnly.instance, body.id)).toHaveLength(1);
+      deleted = await api(apiOnly.url, 'DELETE', `/api/v1/terminals/${body.id}`);
+      return started;
+    };
+    const outcome = await worker.app.get(SessionProvisioner).provision(body.id, job!.data.callbackToken);
+    expect(deleted?.body.status).toBe('stopped');
+    expect(outcome).toBe('ended-meanwhile');
     await eventually(async () => (await containersOf(apiOnly.instance, body.id)).length === 0, 15_000, 'no container');
     expect((await api(apiOnly.url, 'GET', `/api/v1/terminals/${body.id}`)).body.status).toBe('stopped');
   });

@@ -21,10 +21,24 @@ export interface SweepProgress {
 /** How many platform calls the sweep makes at once. */
 const PARALLELISM = 8;
 
-async function forEachLimited<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+/**
+ * Runs `fn` over `items`, `limit` at a time. One item's failure is logged and
+ * does not stop the others: the next sweep retries what is left.
+ */
+async function forEachLimited<T extends { sessionId?: string; id?: string }>(
+  items: T[],
+  limit: number,
+  logger: Logger,
+  fn: (item: T) => Promise<void>,
+): Promise<void> {
   let next = 0;
   const lanes = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) await fn(items[next++]);
+    while (next < items.length) {
+      const item = items[next++];
+      await fn(item).catch((error: Error) =>
+        logger.warn({ msg: 'cleanup step failed; the next sweep retries', sessionId: item.sessionId ?? item.id, error: error.message }),
+      );
+    }
   });
   await Promise.all(lanes);
 }
@@ -73,7 +87,7 @@ export class CleanupService {
   private async failSessionsWithDeadContainers(): Promise<number> {
     const started = (await this.sessions.findLive()).filter((session) => session.status === SessionStatus.Started);
     let count = 0;
-    await forEachLimited(started, PARALLELISM, async (session) => {
+    await forEachLimited(started, PARALLELISM, this.logger, async (session) => {
       const status = await this.platform.poll(refOf(session));
       if (status.state === 'running') return;
       const reason = status.state === 'exited' ? status.reason : 'container disappeared';
@@ -91,7 +105,7 @@ export class CleanupService {
     const managed = await this.platform.listManaged();
     const live = await this.sessions.liveIds(managed.map((container) => container.sessionId).filter(isUuid));
     const orphans = managed.filter((container) => !live.has(container.sessionId));
-    await forEachLimited(orphans, PARALLELISM, async (orphan) => {
+    await forEachLimited(orphans, PARALLELISM, this.logger, async (orphan) => {
       this.logger.log({ msg: 'removing orphaned container', sessionId: orphan.sessionId, container: orphan.containerName });
       await this.platform.stop({ sessionId: orphan.sessionId, kind: orphan.kind, state: { containerName: orphan.containerName } });
     });
@@ -99,7 +113,7 @@ export class CleanupService {
   }
 
   private async removeContainers(sessions: Session[], why: string): Promise<void> {
-    await forEachLimited(sessions, PARALLELISM, async (session) => {
+    await forEachLimited(sessions, PARALLELISM, this.logger, async (session) => {
       this.logger.log({ msg: `session ended: ${why}`, sessionId: session.id });
       await this.platform.stop(refOf(session));
     });

@@ -63,8 +63,9 @@ export class EnvironmentVariables {
   @Matches(/^postgres(ql)?:\/\/.+/, { message: 'DATABASE_URL must be a postgres:// URL' })
   DATABASE_URL: string = 'postgres://berth:berth@127.0.0.1:5432/berth';
 
+  /** At least 2: migrations hold the advisory lock on one connection and run on another. */
   @IsInt()
-  @Min(1)
+  @Min(2)
   @Max(200)
   DATABASE_POOL_SIZE: number = 10;
 

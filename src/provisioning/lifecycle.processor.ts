@@ -1,5 +1,5 @@
 import { Processor, WorkerHost } from '@nestjs/bullmq';
-import { OnApplicationBootstrap } from '@nestjs/common';
+import { BeforeApplicationShutdown, OnApplicationBootstrap } from '@nestjs/common';
 import { Job } from 'bullmq';
 import { BerthConfig } from '../config/berth-config';
 import { CleanupService } from '../cleanup/cleanup.service';
@@ -13,7 +13,7 @@ type LifecycleJob =
 
 /** Teardown, expiry and the periodic cleanup sweep: short jobs that must not wait behind provisioning. */
 @Processor(QueueName.Lifecycle)
-export class LifecycleProcessor extends WorkerHost implements OnApplicationBootstrap {
+export class LifecycleProcessor extends WorkerHost implements OnApplicationBootstrap, BeforeApplicationShutdown {
   constructor(
     private readonly provisioner: SessionProvisioner,
     private readonly cleanup: CleanupService,
@@ -24,6 +24,11 @@ export class LifecycleProcessor extends WorkerHost implements OnApplicationBoots
 
   onApplicationBootstrap(): void {
     this.worker.concurrency = this.config.provisioning.concurrency;
+  }
+
+  /** Finish active jobs while the database is still open (see ProvisionProcessor). */
+  async beforeApplicationShutdown(): Promise<void> {
+    await this.worker.close();
   }
 
   async process(job: LifecycleJob): Promise<unknown> {

@@ -1,7 +1,8 @@
 import { Processor, WorkerHost } from '@nestjs/bullmq';
-import { Logger, OnApplicationBootstrap } from '@nestjs/common';
-import { DelayedError, Job } from 'bullmq';
+import { BeforeApplicationShutdown, Logger, OnApplicationBootstrap } from '@nestjs/common';
+import { DelayedError, Job, UnrecoverableError } from 'bullmq';
 import { BerthConfig } from '../config/berth-config';
+import { PlatformError } from '../platform/container-platform';
 import { JobName, JobPayloads, QueueName } from './jobs';
 import { ProvisioningInterrupted, SessionProvisioner } from './session-provisioner.service';
 
@@ -9,7 +10,7 @@ type ProvisionJob = Job<JobPayloads[JobName.ProvisionSession], unknown, JobName.
 
 /** Thin: BullMQ plumbing around SessionProvisioner.provision. */
 @Processor(QueueName.Provisioning)
-export class ProvisionProcessor extends WorkerHost implements OnApplicationBootstrap {
+export class ProvisionProcessor extends WorkerHost implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly logger = new Logger(ProvisionProcessor.name);
 
   constructor(
@@ -21,6 +22,16 @@ export class ProvisionProcessor extends WorkerHost implements OnApplicationBoots
 
   onApplicationBootstrap(): void {
     this.worker.concurrency = this.config.provisioning.concurrency;
+  }
+
+  /**
+   * Close the BullMQ worker here, before Nest's shutdown phase closes the
+   * database: stop fetching, let watching jobs hand themselves back, and wait
+   * for the rest of the active jobs while Postgres is still there.
+   */
+  async beforeApplicationShutdown(): Promise<void> {
+    this.provisioner.stopWatching();
+    await this.worker.close();
   }
 
   async process(job: ProvisionJob, token?: string): Promise<string> {
@@ -36,8 +47,13 @@ export class ProvisionProcessor extends WorkerHost implements OnApplicationBoots
       }
       const message = (error as Error).message;
       const attempts = job.opts.attempts ?? 1;
+      if (error instanceof PlatformError && !error.transient) {
+        // Retrying cannot help: fail now and tell BullMQ not to retry.
+        await this.provisioner.failProvisioning(sessionId, message);
+        throw new UnrecoverableError(message);
+      }
       if (job.attemptsMade + 1 >= attempts) {
-        await this.provisioner.failAfterRetries(sessionId, message);
+        await this.provisioner.failProvisioning(sessionId, `provisioning failed after ${attempts} attempts: ${message}`);
       } else {
         this.logger.warn({ msg: 'provisioning attempt failed; will retry', sessionId, attempt: job.attemptsMade + 1, error: message });
       }

@@ -24,6 +24,7 @@ export class SessionJobs {
       jobId: jobId(JobName.ProvisionSession, payload.sessionId),
       // The payload holds a secret: keep it in Redis no longer than needed.
       removeOnComplete: true,
+      removeOnFail: true,
       attempts,
       backoff: { type: 'exponential', delay: backoffMs },
     });
@@ -32,6 +33,8 @@ export class SessionJobs {
   async teardown(sessionId: string): Promise<void> {
     await this.add(this.lifecycle, JobName.TeardownSession, { sessionId }, {
       jobId: jobId(JobName.TeardownSession, sessionId),
+      // Dedup only while pending: a finished teardown must not swallow a later one.
+      removeOnComplete: true,
       attempts: 8,
       backoff: { type: 'exponential', delay: 1000 },
     });
@@ -57,12 +60,16 @@ export class SessionJobs {
     await withTimeout(client.ping(), ENQUEUE_TIMEOUT_MS, 'Redis did not answer');
   }
 
-  private async add<N extends JobName>(queue: Queue, name: N, data: JobPayloads[N], options: JobsOptions): Promise<void> {
+  /** ioredis queues commands while disconnected; refuse instead, so callers fail fast. */
+  async assertQueueReachable(queue: Queue = this.provisioning): Promise<void> {
     const client = await queue.client;
-    // ioredis queues commands while disconnected; refuse instead, so callers fail fast.
     if (client.status !== 'ready') {
       throw new DomainException(ErrorCode.DependencyUnavailable, 'The job queue (Redis) is unreachable; nothing was changed. Retry shortly.');
     }
+  }
+
+  private async add<N extends JobName>(queue: Queue, name: N, data: JobPayloads[N], options: JobsOptions): Promise<void> {
+    await this.assertQueueReachable(queue);
     await withTimeout(
       queue.add(name, data, { removeOnComplete: { age: 3600, count: 10_000 }, removeOnFail: { age: 7 * 86400 }, ...options }),
       ENQUEUE_TIMEOUT_MS,

@@ -1,4 +1,4 @@
-import { BeforeApplicationShutdown, Inject, Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
 import { BerthConfig } from '../config/berth-config';
 import {
   CONTAINER_PLATFORM,
@@ -42,10 +42,9 @@ export function refOf(session: Pick<Session, 'id' | 'kind' | 'platformState'>): 
  * twice, because BullMQ delivers at least once and two workers may race.
  */
 @Injectable()
-export class SessionProvisioner implements BeforeApplicationShutdown {
+export class SessionProvisioner {
   private readonly logger = new Logger(SessionProvisioner.name);
   private shuttingDown = false;
-  private watching = 0;
 
   constructor(
     private readonly sessions: SessionsRepository,
@@ -89,7 +88,7 @@ export class SessionProvisioner implements BeforeApplicationShutdown {
       // Deleted or expired while the container was being created: we lost the
       // race, so we remove what we made (the teardown job may have run before it existed).
       this.logger.log({ msg: 'session ended during provisioning; removing its container', sessionId });
-      await this.platform.stop({ sessionId, kind: session.kind, state: started.state });
+      await this.removeContainer({ sessionId, kind: session.kind, state: started.state });
       return 'ended-meanwhile';
     }
     await progress('container-created');
@@ -97,12 +96,12 @@ export class SessionProvisioner implements BeforeApplicationShutdown {
   }
 
   /**
-   * Runs before BullMQ closes its workers (which waits for active jobs): stop
-   * watching starting containers so shutdown is not held up by start timeouts.
+   * Called as the worker begins to close: jobs watching a starting container
+   * hand themselves back to the queue instead of holding shutdown up to the
+   * start timeout.
    */
-  async beforeApplicationShutdown(): Promise<void> {
+  stopWatching(): void {
     this.shuttingDown = true;
-    for (let waited = 0; this.watching > 0 && waited < 5000; waited += 50) await sleep(50);
   }
 
   /** Removes a session's container. Idempotent. */
@@ -119,7 +118,7 @@ export class SessionProvisioner implements BeforeApplicationShutdown {
     const expired = await this.sessions.transition(sessionId, SessionStatus.Expired, {}, 'expired');
     if (!expired) return;
     this.logger.log({ msg: 'session expired', sessionId });
-    await this.platform.stop(refOf(expired));
+    await this.removeContainer(refOf(expired));
   }
 
   /**
@@ -129,12 +128,7 @@ export class SessionProvisioner implements BeforeApplicationShutdown {
    */
   private async waitUntilReady(session: Session, progress: (step: ProvisionStep) => Promise<void>): Promise<ProvisionOutcome> {
     await progress('waiting-for-ready');
-    this.watching++;
-    try {
-      return await this.watch(session, progress);
-    } finally {
-      this.watching--;
-    }
+    return this.watch(session, progress);
   }
 
   private async watch(session: Session, progress: (step: ProvisionStep) => Promise<void>): Promise<ProvisionOutcome> {
@@ -149,7 +143,7 @@ export class SessionProvisioner implements BeforeApplicationShutdown {
       }
       if (current.status !== SessionStatus.Starting) {
         // Stopped, expired or failed while starting: make sure nothing is left running.
-        await this.platform.stop(refOf(session));
+        await this.removeContainer(refOf(session));
         return 'ended-meanwhile';
       }
       if (Date.now() >= deadline) {
@@ -172,7 +166,21 @@ export class SessionProvisioner implements BeforeApplicationShutdown {
   private async fail(session: Session, reason: string): Promise<void> {
     const failed = await this.sessions.transition(session.id, SessionStatus.Failed, { errorMessage: reason });
     if (failed) this.logger.warn({ msg: 'session failed', sessionId: session.id, error: reason });
-    await this.platform.stop(refOf(session));
+    await this.removeContainer(refOf(session));
+  }
+
+  /**
+   * Removes the container of a session whose status is already final. If the
+   * platform refuses right now, a teardown job takes over with its own
+   * retries: a retry of *this* job would find the session ended and stop early.
+   */
+  async removeContainer(ref: ContainerRef): Promise<void> {
+    try {
+      await this.platform.stop(ref);
+    } catch (error) {
+      this.logger.warn({ msg: 'container removal deferred to a teardown job', sessionId: ref.sessionId, error: (error as Error).message });
+      await this.jobs.teardown(ref.sessionId);
+    }
   }
 
   private specFor(session: Session, callbackToken: string, accessTokenHash: string): SessionContainerSpec {
@@ -190,9 +198,9 @@ export class SessionProvisioner implements BeforeApplicationShutdown {
     };
   }
 
-  /** Marks a session failed after its provisioning job exhausted its retries. */
-  async failAfterRetries(sessionId: string, reason: string): Promise<void> {
+  /** Marks a session failed when its provisioning job gives up (permanent error, or retries exhausted). */
+  async failProvisioning(sessionId: string, reason: string): Promise<void> {
     const session = await this.sessions.findById(sessionId);
-    if (session) await this.fail(session, `provisioning failed after retries: ${reason}`);
+    if (session) await this.fail(session, reason);
   }
 }

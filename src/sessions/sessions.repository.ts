@@ -52,8 +52,9 @@ export class SessionsRepository {
   }
 
   /** Removes a row whose creation could not be completed (its job could not be queued). */
-  async deletePending(id: string): Promise<void> {
-    await this.dataSource.query(`DELETE FROM sessions WHERE id = $1 AND status = 'pending'`, [id]);
+  async deletePending(id: string): Promise<boolean> {
+    const result = (await this.dataSource.query(`DELETE FROM sessions WHERE id = $1 AND status = 'pending'`, [id])) as [unknown[], number];
+    return result[1] === 1;
   }
 
   async findById(id: string, kind?: SessionKind): Promise<Session | null> {

@@ -29,6 +29,8 @@ export class SessionsService {
     if (options.ttlSeconds !== undefined && options.ttlSeconds > maxTtl) {
       throw new DomainException(ErrorCode.InvalidRequest, `ttl_seconds must not exceed ${maxTtl} (TERMINAL_TTL_HOURS)`);
     }
+    // Refuse before writing anything when the queue is known to be down.
+    await this.jobs.assertQueueReachable();
     const accessToken = generateToken();
     const callbackToken = generateToken();
     const session = await this.sessions.create({
@@ -42,14 +44,27 @@ export class SessionsService {
     try {
       await this.jobs.provision({ sessionId: session.id, callbackToken });
     } catch (error) {
-      // Nothing half-written: without its job the row would sit in `pending` forever.
-      await this.sessions.deletePending(session.id).catch((cleanupError: Error) =>
-        this.logger.error({ msg: 'could not remove session after enqueue failure', sessionId: session.id, error: cleanupError.message }),
-      );
+      await this.abandon(session.id);
       throw error;
     }
     this.logger.log({ msg: 'session created', sessionId: session.id, kind, expiresAt: session.expiresAt.toISOString() });
     return { session, accessToken };
+  }
+
+  /**
+   * Undoes a creation whose job could not be confirmed. Usually the row is
+   * still `pending` and is deleted. But an enqueue that timed out may have
+   * landed after all and a worker may already be starting it: then the
+   * session is failed, and the worker removes whatever it created.
+   */
+  private async abandon(id: string): Promise<void> {
+    try {
+      if (await this.sessions.deletePending(id)) return;
+      await this.sessions.transition(id, SessionStatus.Failed, { errorMessage: 'creation was abandoned: the job queue did not confirm in time' });
+    } catch (error) {
+      // Left `pending`: the cleanup sweep fails it after the start timeout.
+      this.logger.error({ msg: 'could not undo an unconfirmed session', sessionId: id, error: (error as Error).message });
+    }
   }
 
   async get(id: string, kind: SessionKind): Promise<Session> {

@@ -40,7 +40,7 @@ export class DockerPlatform implements ContainerPlatform {
     this.docker = new Docker({ socketPath, version: apiVersion });
   }
 
-  async start(spec: SessionContainerSpec): Promise<StartedContainer> {
+  async start(spec: SessionContainerSpec, attempt = 1): Promise<StartedContainer> {
     const name = sessionContainerName(this.config.platform.instance, spec.kind, spec.sessionId);
     const options = buildContainerOptions(name, spec, this.config, this.networkEnv(name));
     let adopted = false;
@@ -52,7 +52,11 @@ export class DockerPlatform implements ContainerPlatform {
       // The name is taken: an earlier delivery of this job (or another worker)
       // created it. Adopt it rather than create a second one.
       const adoptedContainer = await this.adopt(name, spec.sessionId);
-      if (!adoptedContainer) return this.start(spec);
+      if (!adoptedContainer) {
+        // A dead predecessor was removed (or is still being removed): create again, a bounded number of times.
+        if (attempt >= 3) throw new PlatformError(`container ${name} is still being removed; will retry`, true);
+        return this.start(spec, attempt + 1);
+      }
       container = adoptedContainer;
       adopted = true;
     }

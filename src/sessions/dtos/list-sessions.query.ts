@@ -20,6 +20,7 @@ export class ListSessionsQuery {
   @ApiPropertyOptional({ minimum: 0, default: 0 })
   @IsOptional()
   @Type(() => Number)
+  @Max(2_147_483_647)
   @Min(0)
   @IsInt()
   offset = 0;
