@@ -3,8 +3,12 @@
 # PostgreSQL 15, Redis 7 and a Docker engine. Idempotent: already-running
 # services are left alone. Used by `npm run quickstart` and `npm test`.
 #
-# Databases: creates role `berth` (password `berth`) owning databases `berth`
-# and `berth_test`, unless they exist.
+# Databases: role `berth` owning databases `berth` and `berth_test`.
+#
+# Credentials: session containers may share the host's network (the default),
+# so anything listening on 127.0.0.1 is reachable from a user's shell. Postgres
+# and Redis therefore get random passwords, generated once and kept in
+# $BERTH_CREDENTIALS (root-only). Scripts and tests read them from there.
 set -euo pipefail
 
 log() { printf '[services] %s\n' "$*"; }
@@ -15,6 +19,20 @@ if [ "$(id -u)" -ne 0 ]; then
   command -v sudo >/dev/null || die "run as root, or install sudo"
   SUDO="sudo"
 fi
+
+BERTH_CREDENTIALS=${BERTH_CREDENTIALS:-/var/lib/berth/credentials.env}
+if [ ! -f "$BERTH_CREDENTIALS" ]; then
+  log "generating database and Redis passwords in $BERTH_CREDENTIALS"
+  $SUDO mkdir -p "$(dirname "$BERTH_CREDENTIALS")"
+  umask 077
+  {
+    echo "POSTGRES_PASSWORD=$(head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')"
+    echo "REDIS_PASSWORD=$(head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')"
+  } | $SUDO tee "$BERTH_CREDENTIALS" >/dev/null
+  umask 022
+fi
+# shellcheck disable=SC1090
+. <($SUDO cat "$BERTH_CREDENTIALS")
 
 apt_updated=0
 apt_install() {
@@ -58,8 +76,10 @@ wait_for "PostgreSQL" 60 as_postgres psql -p "$pg_port" -qAtc 'SELECT 1'
 psql_admin() { as_postgres psql -p "$pg_port" -v ON_ERROR_STOP=1 -qAt "$@"; }
 if [ "$(psql_admin -c "SELECT 1 FROM pg_roles WHERE rolname = 'berth'")" != "1" ]; then
   log "creating role berth"
-  psql_admin -c "CREATE ROLE berth LOGIN PASSWORD 'berth'"
+  psql_admin -c "CREATE ROLE berth LOGIN"
 fi
+# Always (re)set it: the credentials file is the source of truth.
+psql_admin -c "ALTER ROLE berth PASSWORD '$POSTGRES_PASSWORD'" >/dev/null
 for db in berth berth_test; do
   if [ "$(psql_admin -c "SELECT 1 FROM pg_database WHERE datname = '$db'")" != "1" ]; then
     log "creating database $db"
@@ -69,12 +89,21 @@ done
 
 # --- Redis ---
 apt_install redis-server
-if ! redis-cli -p 6379 ping >/dev/null 2>&1; then
-  log "starting Redis on 127.0.0.1:6379"
-  # BullMQ needs keys kept: noeviction, as its documentation requires.
-  $SUDO redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --maxmemory-policy noeviction \
-    --save '' --appendonly no --logfile /var/log/redis-berth.log
-  wait_for "Redis" 40 redis-cli -p 6379 ping
+redis_ping() { REDISCLI_AUTH="$REDIS_PASSWORD" redis-cli -p 6379 ping 2>/dev/null | grep -q PONG; }
+# Answers without a password (started by hand, or by an older version of this script)?
+redis_open() { redis-cli -p 6379 ping 2>/dev/null | grep -q PONG; }
+if redis_open || ! redis_ping; then
+  if redis_open; then
+    # Running without a password (started by hand): require ours from now on.
+    log "setting the Redis password"
+    redis-cli -p 6379 CONFIG SET requirepass "$REDIS_PASSWORD" >/dev/null
+  else
+    log "starting Redis on 127.0.0.1:6379"
+    # BullMQ needs keys kept: noeviction, as its documentation requires.
+    printf 'requirepass %s\n' "$REDIS_PASSWORD" | $SUDO redis-server - --daemonize yes --bind 127.0.0.1 --port 6379 \
+      --maxmemory-policy noeviction --save '' --appendonly no --logfile /var/log/redis-berth.log
+  fi
+  wait_for "Redis" 40 redis_ping
 fi
 
 # --- Docker engine ---
@@ -88,4 +117,4 @@ if ! docker info >/dev/null 2>&1; then
   $SUDO sh -c 'nohup dockerd --bridge=none --iptables=false >/var/log/dockerd.log 2>&1 &'
   wait_for "the Docker engine (see /var/log/dockerd.log)" 60 docker info
 fi
-log "PostgreSQL :$pg_port, Redis :6379 and Docker $(docker version --format '{{.Server.Version}}') are up"
+log "PostgreSQL :$pg_port, Redis :6379 and Docker $(docker version --format '{{.Server.Version}}') are up (credentials: $BERTH_CREDENTIALS)"

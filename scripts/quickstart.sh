@@ -8,9 +8,20 @@ cd "$(dirname "$0")/.."
 
 log() { printf '[quickstart] %s\n' "$*"; }
 
+if [ ! -x node_modules/.bin/nest ]; then
+  log "installing npm dependencies"
+  npm ci --no-audit --no-fund
+fi
+bash scripts/ensure-services.sh
 if [ ! -f .env ]; then
-  cp .env.example .env
-  log "wrote .env from .env.example (edit it to change settings)"
+  # The example's connection URLs, with the credentials ensure-services generated.
+  urls=$(bash scripts/service-urls.sh berth)
+  awk -v db="$(sed -n 's/^DATABASE_URL=//p' <<<"$urls")" -v redis="$(sed -n 's/^REDIS_URL=//p' <<<"$urls")" '
+    /^DATABASE_URL=/ { print "DATABASE_URL=" db; next }
+    /^REDIS_URL=/ { print "REDIS_URL=" redis; next }
+    { print }' .env.example >.env
+  chmod 600 .env
+  log "wrote .env from .env.example with generated credentials (edit it to change settings)"
 fi
 set -a
 # shellcheck disable=SC1091
@@ -19,11 +30,6 @@ set +a
 PORT=${PORT:-3000}
 PUBLIC_URL=${PUBLIC_URL:-http://127.0.0.1:$PORT}
 
-if [ ! -x node_modules/.bin/nest ]; then
-  log "installing npm dependencies"
-  npm ci --no-audit --no-fund
-fi
-bash scripts/ensure-services.sh
 bash scripts/build-images.sh
 log "compiling"
 npx nest build

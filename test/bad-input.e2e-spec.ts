@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { DataSource } from 'typeorm';
-import { Berth, TEST_DATABASE_URL, api, eventually, resetDatabase, startBerth } from './support/berth-harness';
+import { Berth, TEST_DATABASE_URL, TEST_REDIS_URL, api, eventually, resetDatabase, startBerth } from './support/berth-harness';
 import { FaultProxy } from './support/fault-proxy';
 
 function expectCleanError(body: Record<string, unknown>, status: number): void {
@@ -100,7 +100,7 @@ describe('Postgres or Redis unreachable gives 503 quickly and writes nothing', (
     berth = await startBerth(
       {
         DATABASE_URL: TEST_DATABASE_URL.replace(':5432/', `:${pgPort}/`),
-        REDIS_URL: `redis://127.0.0.1:${redisPort}`,
+        REDIS_URL: TEST_REDIS_URL.replace(':6379', `:${redisPort}`),
       },
       { api: true, worker: false },
     );

@@ -61,10 +61,17 @@ describe('entry points: start-up checks and graceful shutdown (built dist/)', ()
 
   it('the worker stops on SIGTERM, handing an in-flight provisioning job back to the queue', async () => {
     const port = await freePort();
-    const common = { QUEUE_PREFIX: prefix, BERTH_INSTANCE: instance, PORT: String(port), PUBLIC_URL: `http://127.0.0.1:${port}` };
-    // The API alone, and a worker whose containers never report ready: its job stays in flight.
+    // Sessions whose containers never report ready (the image is recorded on the row at POST): the job stays in flight.
+    const common = {
+      QUEUE_PREFIX: prefix,
+      BERTH_INSTANCE: instance,
+      PORT: String(port),
+      PUBLIC_URL: `http://127.0.0.1:${port}`,
+      TERMINAL_IMAGE: TEST_IMAGES.sleeper.tag,
+      START_TIMEOUT_SECONDS: '120',
+    };
     const apiProcess = run('main.js', common);
-    const worker = run('worker.js', { ...common, TERMINAL_IMAGE: TEST_IMAGES.sleeper.tag, START_TIMEOUT_SECONDS: '120' });
+    const worker = run('worker.js', common);
     const queue = new Queue(QueueName.Provisioning, { connection: { url: TEST_REDIS_URL }, prefix });
     try {
       const base = `http://127.0.0.1:${port}`;
@@ -89,9 +96,13 @@ describe('entry points: start-up checks and graceful shutdown (built dist/)', ()
 
       // The next worker takes the job over and adopts the running container: still exactly one.
       const [before] = await containersOf(instance, body.id);
-      const successor = run('worker.js', { ...common, TERMINAL_IMAGE: TEST_IMAGES.sleeper.tag, START_TIMEOUT_SECONDS: '120' });
+      const successor = run('worker.js', common);
       try {
-        await eventually(async () => (await job!.getState()) === 'active', 15_000, 'job taken over');
+        await eventually(async () => (await job!.getState()) === 'active', 15_000, 'job taken over').catch(async (error: Error) => {
+          const state = await job!.getState();
+          const row = JSON.stringify((await api(base, 'GET', `/api/v1/terminals/${body.id}`)).body);
+          throw new Error(`${error.message}; state ${state}; row ${row}; successor printed: ${successor.output().slice(-3000)}`);
+        });
         await sleep(500);
         const after = await containersOf(instance, body.id);
         expect(after.map((container) => container.Id)).toEqual([before.Id]);

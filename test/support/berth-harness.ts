@@ -2,16 +2,31 @@ import { INestApplication, INestApplicationContext } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { NestExpressApplication } from '@nestjs/platform-express';
 import Docker from 'dockerode';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { AddressInfo, createServer } from 'node:net';
+import { join } from 'node:path';
 import { DataSource } from 'typeorm';
 import { AppModule, Roles } from '../../src/app.module';
 import { BerthConfig } from '../../src/config/berth-config';
 import { HTTP_APP_OPTIONS, configureHttpApp } from '../../src/http-app';
 import { LABELS } from '../../src/platform/container-platform';
 
-export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL ?? 'postgres://berth:berth@127.0.0.1:5432/berth_test';
-export const TEST_REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+/**
+ * Connection URLs with the credentials scripts/ensure-services.sh generated.
+ * `npm test` exports them; running jest directly asks the same script.
+ */
+function serviceUrls(): { database: string; redis: string } {
+  if (process.env.TEST_DATABASE_URL && process.env.TEST_REDIS_URL) {
+    return { database: process.env.TEST_DATABASE_URL, redis: process.env.TEST_REDIS_URL };
+  }
+  const output = execFileSync('bash', [join(__dirname, '..', '..', 'scripts', 'service-urls.sh'), 'berth_test'], { encoding: 'utf8' });
+  const value = (name: string) => new RegExp(`^${name}=(.*)$`, 'm').exec(output)![1];
+  return { database: value('DATABASE_URL'), redis: value('REDIS_URL') };
+}
+const urls = serviceUrls();
+export const TEST_DATABASE_URL = urls.database;
+export const TEST_REDIS_URL = urls.redis;
 export const TERMINAL_IMAGE = process.env.TERMINAL_IMAGE ?? 'berth/terminal:latest';
 
 export const docker = new Docker({ socketPath: '/var/run/docker.sock', version: 'v1.41' });
