@@ -117,7 +117,7 @@ async function runTerminalOnce(receiver: CallbackReceiver, options: { cpuLimit: 
   try {
     await dockerCli([
       'run', '-d', '--name', name, '--label', 'berth.bench=baseline',
-      '--network', 'host', '--init', '--read-only',
+      '--network', 'host', '--read-only',
       '--tmpfs', `/tmp:${tmpfs}`, '--tmpfs', `/home/berth:${tmpfs},uid=1000,gid=1000`,
       '--cap-drop', 'ALL', '--security-opt', 'no-new-privileges:true',
       '--memory', '256m', '--memory-swap', '256m', ...(options.cpuLimit ? ['--cpus', '0.5'] : []), '--pids-limit', '256',

@@ -138,7 +138,7 @@ export class EnvironmentVariables {
   @IsNumber()
   @Min(0.01)
   @Max(256)
-  SESSION_CPUS: number = 0.5;
+  SESSION_CPUS: number = 1;
 
   @IsInt()
   @Min(16)
