@@ -26,6 +26,15 @@ function bodyParserErrors(error: BodyParserError, _req: Request, res: Response, 
   res.status(status).json({ statusCode: status, error: STATUS_CODES[status] ?? 'Error', message: messages[error.type] ?? 'Malformed request body' });
 }
 
+/** Every JSON body this API takes is an object; say so rather than report array indexes as unknown fields. */
+function requireObjectBody(req: Request, res: Response, next: NextFunction): void {
+  if (Array.isArray(req.body)) {
+    res.status(400).json({ statusCode: 400, error: 'Bad Request', message: 'Request body must be a JSON object' });
+    return;
+  }
+  next();
+}
+
 /** HTTP concerns shared by the API entry point and the end-to-end tests. */
 export function configureHttpApp(app: NestExpressApplication, config: BerthConfig): void {
   // Our own JSON parser (create the app with HTTP_APP_OPTIONS) so parse errors
@@ -33,6 +42,7 @@ export function configureHttpApp(app: NestExpressApplication, config: BerthConfi
   // larger is refused before parsing.
   app.use(json({ limit: '64kb' }));
   app.use(bodyParserErrors);
+  app.use(requireObjectBody);
   app.set('trust proxy', 'loopback');
   app.useGlobalPipes(
     new ValidationPipe({

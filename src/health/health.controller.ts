@@ -1,4 +1,4 @@
-import { Controller, Get, Inject, Res } from '@nestjs/common';
+import { Controller, Get, Inject, Logger, Res } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { ApiOkResponse, ApiOperation, ApiProperty, ApiServiceUnavailableResponse, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
@@ -27,7 +27,14 @@ class HealthResponse {
   checks: { database: DependencyCheck; redis: DependencyCheck; platform: DependencyCheck & { name: string } };
 }
 
-async function check(probe: () => Promise<unknown>): Promise<DependencyCheck> {
+const logger = new Logger('Health');
+
+/**
+ * Runs one probe with a deadline. The response says only up or down: the
+ * endpoint is unauthenticated, and driver messages can carry host names,
+ * user names or socket paths. The detail goes to the log.
+ */
+async function check(name: string, probe: () => Promise<unknown>): Promise<DependencyCheck> {
   const started = Date.now();
   let timer: NodeJS.Timeout | undefined;
   try {
@@ -39,7 +46,10 @@ async function check(probe: () => Promise<unknown>): Promise<DependencyCheck> {
     ]);
     return { status: 'up', latency_ms: Date.now() - started };
   } catch (error) {
-    return { status: 'down', latency_ms: Date.now() - started, error: (error as Error).message };
+    const message = (error as Error).message;
+    logger.warn({ msg: 'health check failed', dependency: name, error: message });
+    const timedOut = message.startsWith('no answer within');
+    return { status: 'down', latency_ms: Date.now() - started, error: timedOut ? message : 'unreachable' };
   } finally {
     clearTimeout(timer);
   }
@@ -60,9 +70,9 @@ export class HealthController {
   @ApiServiceUnavailableResponse({ type: HealthResponse })
   async health(@Res({ passthrough: true }) response: Response): Promise<HealthResponse> {
     const [database, redis, platform] = await Promise.all([
-      check(() => this.dataSource.query('SELECT 1')),
-      check(() => this.jobs.pingRedis()),
-      check(() => this.platform.ping()),
+      check('database', () => this.dataSource.query('SELECT 1')),
+      check('redis', () => this.jobs.pingRedis()),
+      check('platform', () => this.platform.ping()),
     ]);
     const healthy = [database, redis, platform].every((result) => result.status === 'up');
     response.status(healthy ? 200 : 503);
