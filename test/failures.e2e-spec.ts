@@ -109,6 +109,13 @@ describe('expiry, timeouts, failures and reaping', () => {
     const { body } = await api(berth.url, 'POST', '/api/v1/terminals');
     await waitForStatus(berth.url, body.id, ['starting']);
 
+    // A waiting GET gives up after its wait and answers with the current state.
+    const asked = Date.now();
+    const waited = await api(berth.url, 'GET', `/api/v1/terminals/${body.id}?wait_seconds=1`);
+    expect(waited.body.status).toBe('starting');
+    expect(Date.now() - asked).toBeGreaterThanOrEqual(1000);
+    expect(Date.now() - asked).toBeLessThan(3000);
+
     const tunnel = { terminal_id: body.id, tunnel_url: 'http://127.0.0.1:1/' };
     const missing = await api(berth.url, 'POST', '/api/v1/callbacks/tunnel', tunnel);
     expect(missing.status).toBe(401);

@@ -106,6 +106,23 @@ describe('terminal session lifecycle (real Postgres, Redis, Docker)', () => {
     expect((await api(berth.url, 'GET', `/api/v1/terminals/${id}`)).body.status).toBe('stopped');
   });
 
+  it('answers a waiting GET as soon as the session starts, without polling', async () => {
+    const { body } = await api(berth.url, 'POST', '/api/v1/terminals');
+    const asked = Date.now();
+    const waited = await api(berth.url, 'GET', `/api/v1/terminals/${body.id}?wait_seconds=20`);
+    expect(waited.status).toBe(200);
+    expect(waited.body.status).toBe('started');
+    expect(waited.body.tunnel_url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/);
+    // Answered when the callback landed, not at the end of the wait.
+    expect(Date.now() - asked).toBeLessThan(10_000);
+    // A settled session is answered at once.
+    const again = Date.now();
+    expect((await api(berth.url, 'GET', `/api/v1/terminals/${body.id}?wait_seconds=20`)).body.status).toBe('started');
+    expect(Date.now() - again).toBeLessThan(1000);
+    await api(berth.url, 'DELETE', `/api/v1/terminals/${body.id}`);
+    expect((await api(berth.url, 'GET', `/api/v1/terminals/${body.id}?wait_seconds=61`)).status).toBe(400);
+  });
+
   it('lists terminals newest first, filtered by status and paginated', async () => {
     const a = await api(berth.url, 'POST', '/api/v1/terminals', { ttl_seconds: 600 });
     const b = await api(berth.url, 'POST', '/api/v1/terminals', { ttl_seconds: 600 });

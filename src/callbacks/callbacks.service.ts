@@ -2,6 +2,7 @@ import { Injectable, Logger } from '@nestjs/common';
 import { DomainException, ErrorCode } from '../common/domain.exception';
 import { tokenMatches } from '../common/tokens';
 import { SessionJobs } from '../provisioning/session-jobs.service';
+import { SessionEvents } from '../sessions/session-events';
 import { SessionStatus } from '../sessions/session-status';
 import { Session } from '../sessions/session.entity';
 import { SessionsRepository } from '../sessions/sessions.repository';
@@ -17,6 +18,7 @@ export class CallbacksService {
   constructor(
     private readonly sessions: SessionsRepository,
     private readonly jobs: SessionJobs,
+    private readonly events: SessionEvents,
   ) {}
 
   /** The container is listening at `url`: `starting` becomes `started`. */
@@ -24,6 +26,7 @@ export class CallbacksService {
     await this.authenticate(sessionId, token);
     const started = await this.sessions.transition(sessionId, SessionStatus.Started, { tunnelUrl: url, startedAt: 'now' });
     if (started) {
+      this.events.changed(sessionId);
       this.logger.log({ msg: 'session started', sessionId, tunnelUrl: url });
       return started;
     }
@@ -41,6 +44,7 @@ export class CallbacksService {
       const current = await this.sessions.findById(sessionId);
       throw new DomainException(ErrorCode.SessionNotLive, `Session ${sessionId} is already ${current?.status ?? 'gone'}`);
     }
+    this.events.changed(sessionId);
     this.logger.warn({ msg: 'session failed (reported by container)', sessionId, error: errorMessage });
     await this.jobs.teardown(sessionId).catch((error: Error) =>
       this.logger.warn({ msg: 'teardown not queued; cleanup will reap the container', sessionId, error: error.message }),

@@ -1,13 +1,14 @@
 import { Module } from '@nestjs/common';
 import { QueuesModule } from '../provisioning/queues.module';
+import { SessionEvents } from './session-events';
 import { SessionsRepository } from './sessions.repository';
 import { SessionsService } from './sessions.service';
 import { TerminalsController } from './terminals.controller';
 
 @Module({
   imports: [QueuesModule],
-  providers: [SessionsRepository, SessionsService],
-  exports: [SessionsRepository, SessionsService],
+  providers: [SessionsRepository, SessionsService, SessionEvents],
+  exports: [SessionsRepository, SessionsService, SessionEvents],
 })
 export class SessionsModule {}
 

@@ -3,9 +3,16 @@ import { DomainException, ErrorCode } from '../common/domain.exception';
 import { generateToken, hashToken } from '../common/tokens';
 import { BerthConfig } from '../config/berth-config';
 import { SessionJobs } from '../provisioning/session-jobs.service';
+import { SessionEvents } from './session-events';
 import { SessionKind, SessionStatus, isLive } from './session-status';
 import { Session } from './session.entity';
 import { ListQuery, SessionsRepository } from './sessions.repository';
+
+/** States a waiting GET waits out. */
+const SETTLING = [SessionStatus.Pending, SessionStatus.Starting];
+
+/** How often a waiting GET re-reads the row when no in-process event wakes it. */
+const REREAD_MS = 100;
 
 export interface CreatedSession {
   session: Session;
@@ -22,6 +29,7 @@ export class SessionsService {
     private readonly sessions: SessionsRepository,
     private readonly jobs: SessionJobs,
     private readonly config: BerthConfig,
+    private readonly events: SessionEvents,
   ) {}
 
   async create(kind: SessionKind, options: { ttlSeconds?: number }): Promise<CreatedSession> {
@@ -73,6 +81,21 @@ export class SessionsService {
     return session;
   }
 
+  /**
+   * Like `get`, but while the session is still `pending` or `starting`, holds
+   * the request up to `waitSeconds` for it to move on, so clients learn of
+   * `started` at once instead of polling.
+   */
+  async getWhenSettled(id: string, kind: SessionKind, waitSeconds: number): Promise<Session> {
+    const deadline = Date.now() + waitSeconds * 1000;
+    for (;;) {
+      const session = await this.get(id, kind);
+      const remaining = deadline - Date.now();
+      if (!SETTLING.includes(session.status) || remaining <= 0 || this.events.closing) return session;
+      await this.events.next(id, Math.min(REREAD_MS, remaining));
+    }
+  }
+
   list(query: ListQuery): Promise<{ items: Session[]; total: number }> {
     return this.sessions.list(query);
   }
@@ -87,6 +110,7 @@ export class SessionsService {
     if (!isLive(current.status)) return current;
     const stopped = await this.sessions.transition(id, SessionStatus.Stopped);
     if (!stopped) return this.get(id, kind); // ended concurrently by someone else
+    this.events.changed(id);
     this.logger.log({ msg: 'session stopped', sessionId: id });
     await this.jobs.teardown(id).catch((error: Error) => {
       // The status is already final; the cleanup sweep removes the container if this enqueue failed.

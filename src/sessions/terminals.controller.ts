@@ -9,7 +9,7 @@ import {
   ApiTags,
 } from '@nestjs/swagger';
 import { CreateTerminalDto } from './dtos/create-terminal.dto';
-import { ListSessionsQuery } from './dtos/list-sessions.query';
+import { GetSessionQuery, ListSessionsQuery } from './dtos/list-sessions.query';
 import { CreatedSessionResponse, ErrorResponse, SessionListResponse, SessionResponse } from './dtos/session.response';
 import { SessionKind } from './session-status';
 import { SessionsService } from './sessions.service';
@@ -45,11 +45,14 @@ export class TerminalsController {
   }
 
   @Get(':id')
-  @ApiOperation({ summary: 'Get a terminal' })
+  @ApiOperation({
+    summary: 'Get a terminal',
+    description: 'With `wait_seconds`, a session still starting is answered as soon as it is `started` (or ended): no polling needed.',
+  })
   @ApiOkResponse({ type: SessionResponse })
   @ApiNotFoundResponse({ type: ErrorResponse })
-  async get(@Param('id', uuidPipe) id: string): Promise<SessionResponse> {
-    return SessionResponse.from(await this.sessions.get(id, SessionKind.Terminal));
+  async get(@Param('id', uuidPipe) id: string, @Query() query: GetSessionQuery): Promise<SessionResponse> {
+    return SessionResponse.from(await this.sessions.getWhenSettled(id, SessionKind.Terminal, query.wait_seconds));
   }
 
   @Delete(':id')

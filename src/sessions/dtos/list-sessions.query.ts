@@ -25,3 +25,20 @@ export class ListSessionsQuery {
   @IsInt()
   offset = 0;
 }
+
+export class GetSessionQuery {
+  @ApiPropertyOptional({
+    minimum: 0,
+    maximum: 60,
+    default: 0,
+    description:
+      'While the session is `pending` or `starting`, wait up to this many seconds for it to move on ' +
+      '(to `started`, or an end state) before answering. 0 answers at once.',
+  })
+  @IsOptional()
+  @Type(() => Number)
+  @Max(60)
+  @Min(0)
+  @IsInt()
+  wait_seconds = 0;
+}
