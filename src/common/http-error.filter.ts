@@ -22,8 +22,11 @@ export class HttpErrorFilter implements ExceptionFilter {
   catch(exception: unknown, host: ArgumentsHost): void {
     const response = host.switchToHttp().getResponse<Response>();
     const body = this.toBody(exception);
-    if (body.statusCode >= 500) {
-      const error = exception as Error;
+    const error = exception as Error;
+    if (body.statusCode === 503) {
+      // An outage of a backing service: expected, already explained to the client.
+      this.logger.warn({ msg: 'request refused: dependency unavailable', error: error?.message });
+    } else if (body.statusCode >= 500) {
       this.logger.error({ msg: 'request failed', status: body.statusCode, error: error?.message, stack: error?.stack });
     }
     if (!response.headersSent) response.status(body.statusCode).json(body);

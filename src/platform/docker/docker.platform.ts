@@ -22,6 +22,10 @@ interface DockerApiError {
   json?: { message?: string };
 }
 
+const MAX_CREATE_ATTEMPTS = 8;
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
 /** Seconds Docker waits after SIGTERM before SIGKILL; the session servers exit in well under one. */
 const STOP_GRACE_SECONDS = 3;
 
@@ -53,8 +57,11 @@ export class DockerPlatform implements ContainerPlatform {
       // created it. Adopt it rather than create a second one.
       const adoptedContainer = await this.adopt(name, spec.sessionId);
       if (!adoptedContainer) {
-        // A dead predecessor was removed (or is still being removed): create again, a bounded number of times.
-        if (attempt >= 3) throw new PlatformError(`container ${name} is still being removed; will retry`, true);
+        // The name is reserved but the container is not inspectable yet (a
+        // concurrent create in flight), or a dead predecessor is being removed:
+        // try again shortly, a bounded number of times.
+        if (attempt >= MAX_CREATE_ATTEMPTS) throw new PlatformError(`container name ${name} stayed busy; will retry`, true);
+        await sleep(50 * attempt);
         return this.start(spec, attempt + 1);
       }
       container = adoptedContainer;
