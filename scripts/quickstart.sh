@@ -60,7 +60,7 @@ Berth is running.
 
 Create a terminal and open it:
   curl -s -X POST $PUBLIC_URL/api/v1/terminals
-  curl -s $PUBLIC_URL/api/v1/terminals/<id>        # until "status": "started"
+  curl -s "$PUBLIC_URL/api/v1/terminals/<id>?wait_seconds=30"   # answers once "started"
   open  <tunnel_url>?token=<access_token>
 
 Stop:  bash scripts/stop.sh

@@ -61,8 +61,8 @@ export function configureHttpApp(app: NestExpressApplication, config: BerthConfi
     new DocumentBuilder()
       .setTitle('Berth')
       .setDescription(
-        'On-demand, isolated terminals in containers. Create a session, poll it until `started`, ' +
-          'then open `tunnel_url?token=<access_token>`.',
+        'On-demand, isolated terminals in containers. Create a session, GET it with `?wait_seconds=30` ' +
+          '(answered as soon as it is `started`), then open `tunnel_url?token=<access_token>`.',
       )
       .setVersion('1')
       .addBearerAuth({ type: 'http', scheme: 'bearer', description: 'Per-session callback secret (containers only).' }, 'callback-token')

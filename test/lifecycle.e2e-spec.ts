@@ -158,6 +158,8 @@ describe('terminal session lifecycle (real Postgres, Redis, Docker)', () => {
       'expired',
       'failed',
     ]);
+    // Every schema is named for what it is (no anonymous "Object").
+    expect(Object.keys(spec.body.components.schemas)).not.toContain('Object');
     const ui = await fetch(`${berth.url}/docs`);
     expect(ui.status).toBe(200);
     expect(await ui.text()).toContain('swagger-ui');

@@ -19,12 +19,28 @@ class DependencyCheck {
   error?: string;
 }
 
+class PlatformCheck extends DependencyCheck {
+  @ApiProperty({ enum: ['docker', 'kubernetes'] })
+  name: string;
+}
+
+class HealthChecks {
+  @ApiProperty({ type: DependencyCheck })
+  database: DependencyCheck;
+
+  @ApiProperty({ type: DependencyCheck })
+  redis: DependencyCheck;
+
+  @ApiProperty({ type: PlatformCheck })
+  platform: PlatformCheck;
+}
+
 class HealthResponse {
   @ApiProperty({ enum: ['ok', 'degraded'] })
   status: 'ok' | 'degraded';
 
-  @ApiProperty({ example: { database: { status: 'up', latency_ms: 1 } } })
-  checks: { database: DependencyCheck; redis: DependencyCheck; platform: DependencyCheck & { name: string } };
+  @ApiProperty({ type: HealthChecks })
+  checks: HealthChecks;
 }
 
 const logger = new Logger('Health');

@@ -15,7 +15,7 @@ export class ListSessionsQuery {
   @Max(200)
   @Min(1)
   @IsInt()
-  limit = 50;
+  limit: number = 50;
 
   @ApiPropertyOptional({ minimum: 0, default: 0 })
   @IsOptional()
@@ -23,7 +23,7 @@ export class ListSessionsQuery {
   @Max(2_147_483_647)
   @Min(0)
   @IsInt()
-  offset = 0;
+  offset: number = 0;
 }
 
 export class GetSessionQuery {
@@ -40,5 +40,5 @@ export class GetSessionQuery {
   @Max(60)
   @Min(0)
   @IsInt()
-  wait_seconds = 0;
+  wait_seconds: number = 0;
 }
