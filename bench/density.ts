@@ -44,6 +44,7 @@ import {
   markdownTable,
   MiB,
   now,
+  onInterrupt,
   parseArgs,
   parseEnvList,
   prepareDatabase,
@@ -76,12 +77,7 @@ const args = parseArgs(process.argv.slice(2), {
   env: '',
 });
 
-let aborted = false;
-process.on('SIGINT', () => {
-  if (aborted) process.exit(130);
-  aborted = true;
-  log('interrupted: stopping after the current step and deleting every session (Ctrl-C again to exit at once)');
-});
+const aborted = onInterrupt('interrupted: stopping after the current step and deleting every session (Ctrl-C again to exit at once)');
 
 interface Live {
   id: string;
@@ -153,7 +149,7 @@ async function createSessions(berth: RunningBerth, count: number, concurrency: n
   let failure: string | undefined;
   let next = 0;
   const worker = async () => {
-    while (next < count && !failure && !aborted) {
+    while (next < count && !failure && !aborted()) {
       next++;
       let id: string | undefined;
       try {
@@ -332,7 +328,7 @@ async function main(): Promise<void> {
     };
 
     for (const target of steps) {
-      if (aborted) {
+      if (aborted()) {
         stopReason = 'interrupted';
         break;
       }

@@ -824,3 +824,17 @@ export function writeText(file: string, text: string): string {
 export function timestampForFile(): string {
   return new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19);
 }
+
+/**
+ * First Ctrl-C asks the benchmark to wind down (finish the current step, then
+ * clean up); a second exits at once. Returns a probe the loops check.
+ */
+export function onInterrupt(message: string): () => boolean {
+  let interrupted = false;
+  process.on('SIGINT', () => {
+    if (interrupted) process.exit(130);
+    interrupted = true;
+    log(message);
+  });
+  return () => interrupted;
+}

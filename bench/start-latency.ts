@@ -39,6 +39,7 @@ import {
   machineInfo,
   markdownTable,
   now,
+  onInterrupt,
   parseArgs,
   parseEnvList,
   prepareDatabase,
@@ -71,12 +72,7 @@ const args = parseArgs(process.argv.slice(2), {
   env: '',
 });
 
-let aborted = false;
-process.on('SIGINT', () => {
-  if (aborted) process.exit(130);
-  aborted = true;
-  log('interrupted: finishing the current session, then cleaning up (Ctrl-C again to exit at once)');
-});
+const aborted = onInterrupt('interrupted: finishing the current session, then cleaning up (Ctrl-C again to exit at once)');
 
 /** Client-side times are ms since the POST was sent (performance.now); server-side ones from wall clocks (ms resolution). */
 interface Sample {
@@ -239,7 +235,7 @@ async function runMode(mode: 'combined' | 'split', distDir: string, stamp: strin
   log(`Berth (${mode}) up at ${berth.url}, pids ${berth.processes.map((p) => `${p.role}=${p.child.pid}`).join(' ')}`);
   try {
     const pollMs = args['poll-ms'];
-    for (let w = 0; w < args.warmup && !aborted; w++) {
+    for (let w = 0; w < args.warmup && !aborted(); w++) {
       const s = await measureSession(berth, -1 - w, pollMs);
       await endSession(berth, s);
     }
@@ -252,7 +248,7 @@ async function runMode(mode: 'combined' | 'split', distDir: string, stamp: strin
       const rounds: { wallMs: number }[] = [];
       const pm = kind === 'parallel' ? Math.max(pollMs, 20) : pollMs;
       if (kind === 'sequential') {
-        for (let i = 0; i < args.n && !aborted; i++) {
+        for (let i = 0; i < args.n && !aborted(); i++) {
           const s = await measureSession(berth, i, pm);
           samples.push(s);
           await endSession(berth, s);
@@ -264,7 +260,7 @@ async function runMode(mode: 'combined' | 'split', distDir: string, stamp: strin
         }
       } else {
         const roundsTotal = Math.ceil(args.n / k);
-        for (let r = 0; r < roundsTotal && !aborted; r++) {
+        for (let r = 0; r < roundsTotal && !aborted(); r++) {
           const t = now();
           const batch = await Promise.all(Array.from({ length: k }, (_, j) => measureSession(berth, r * k + j, pm)));
           rounds.push({ wallMs: now() - t });
@@ -304,7 +300,7 @@ async function runMode(mode: 'combined' | 'split', distDir: string, stamp: strin
 
     log(`${mode}: ${args.n} sessions one at a time (poll every ${pollMs} ms)`);
     results.push(await run('sequential', 1));
-    if (args.parallel > 0 && !aborted) {
+    if (args.parallel > 0 && !aborted()) {
       log(`${mode}: ${args.n} sessions in rounds of ${args.parallel} at once`);
       results.push(await run('parallel', args.parallel));
     }
@@ -417,7 +413,7 @@ async function main(): Promise<void> {
   const runs: RunResult[] = [];
   try {
     for (const mode of modes) {
-      if (aborted) break;
+      if (aborted()) break;
       runs.push(...(await runMode(mode, dist.dir, stamp)));
     }
   } finally {

@@ -85,7 +85,7 @@ export class CleanupService {
 
   /** Started sessions whose container exited or disappeared are failed and cleaned. */
   private async failSessionsWithDeadContainers(): Promise<number> {
-    const started = (await this.sessions.findLive()).filter((session) => session.status === SessionStatus.Started);
+    const started = await this.sessions.findStarted();
     let count = 0;
     await forEachLimited(started, PARALLELISM, this.logger, async (session) => {
       const status = await this.platform.poll(refOf(session));

@@ -148,11 +148,9 @@ export class SessionsRepository {
     return result[0].map(toSession);
   }
 
-  async findLive(): Promise<Session[]> {
-    const rows: Row[] = await this.dataSource.query(
-      `SELECT ${COLUMNS} FROM sessions WHERE status = ANY($1::varchar[])`,
-      [LIVE_STATUSES],
-    );
+  /** Sessions whose container should be running: what the sweep checks against the platform. */
+  async findStarted(): Promise<Session[]> {
+    const rows: Row[] = await this.dataSource.query(`SELECT ${COLUMNS} FROM sessions WHERE status = 'started'`);
     return rows.map(toSession);
   }
 
