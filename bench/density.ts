@@ -102,7 +102,7 @@ interface StepResult {
   dockerStats: { sumMiB: number; meanMiB: number; minMiB: number; maxMiB: number; count: number; meanTouchedMiB: number | null; meanIdleMiB: number | null };
   berthRssMiB: number;
   berthRssDeltaMiB: number;
-  /** PSS of the processes inside our containers (server.py, tini, shells), per container, and its anonymous + tmpfs part. */
+  /** PSS of the processes inside our containers (server.py and shells), per container, and its anonymous + tmpfs part. */
   containerPss: { meanMiB: number; anonMeanMiB: number; fileMeanMiB: number; shmemMeanMiB: number; count: number };
   engine: {
     dockerdMiB: number;
