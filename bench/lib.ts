@@ -11,7 +11,6 @@ import { ChildProcess, execFile, execFileSync, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto';
 import { cpSync, createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync, WriteStream } from 'node:fs';
 import http from 'node:http';
-import { AddressInfo, createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -20,6 +19,7 @@ import Docker from 'dockerode';
 import Redis from 'ioredis';
 import { Client as PgClient } from 'pg';
 import WebSocket from 'ws';
+import { freePort, sleep } from '../test/support/net';
 
 export const ROOT = path.resolve(__dirname, '..');
 export const RESULTS_DIR = path.join(ROOT, 'bench', 'results');
@@ -65,7 +65,7 @@ export const { databaseUrl: DATABASE_URL, redisUrl: REDIS_URL } = resolveService
 
 export const docker = new Docker({ socketPath: '/var/run/docker.sock', version: 'v1.41' });
 
-export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+export { sleep };
 export const now = () => performance.now();
 export const GiB = 1024 ** 3;
 export const MiB = 1024 ** 2;
@@ -461,16 +461,7 @@ export function snapshotDist(): { dir: string; remove(): void } {
   return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
+export { freePort };
 
 // ---------------------------------------------------------------------------- Berth
 

@@ -15,8 +15,8 @@ fi
 bash scripts/ensure-services.sh
 if [ ! -f .env ]; then
   # The example's connection URLs, with the credentials ensure-services generated.
-  urls=$(bash scripts/service-urls.sh berth)
-  awk -v db="$(sed -n 's/^DATABASE_URL=//p' <<<"$urls")" -v redis="$(sed -n 's/^REDIS_URL=//p' <<<"$urls")" '
+  eval "$(bash scripts/service-urls.sh berth)"
+  awk -v db="$DATABASE_URL" -v redis="$REDIS_URL" '
     /^DATABASE_URL=/ { print "DATABASE_URL=" db; next }
     /^REDIS_URL=/ { print "REDIS_URL=" redis; next }
     { print }' .env.example >.env

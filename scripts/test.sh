@@ -15,9 +15,7 @@ if [ ! -x node_modules/.bin/jest ]; then
   npm ci --no-audit --no-fund
 fi
 bash scripts/ensure-services.sh
-urls=$(bash scripts/service-urls.sh berth_test)
-TEST_DATABASE_URL=$(sed -n 's/^DATABASE_URL=//p' <<<"$urls")
-TEST_REDIS_URL=$(sed -n 's/^REDIS_URL=//p' <<<"$urls")
+eval "$(bash scripts/service-urls.sh berth_test TEST_)"
 export TEST_DATABASE_URL TEST_REDIS_URL
 bash scripts/ensure-chromium.sh
 bash scripts/build-images.sh

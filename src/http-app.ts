@@ -2,8 +2,7 @@ import { NestApplicationOptions, ValidationPipe } from '@nestjs/common';
 import { NestExpressApplication } from '@nestjs/platform-express';
 import { json, NextFunction, Request, Response } from 'express';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
-import { STATUS_CODES } from 'node:http';
-import { HttpErrorFilter } from './common/http-error.filter';
+import { HttpErrorFilter, errorBody } from './common/http-error.filter';
 import { BerthConfig } from './config/berth-config';
 
 export const HTTP_APP_OPTIONS: NestApplicationOptions = { bodyParser: false };
@@ -23,13 +22,13 @@ function bodyParserErrors(error: BodyParserError, _req: Request, res: Response, 
     'encoding.unsupported': 'Request body encoding is not supported',
   };
   const status = error.status;
-  res.status(status).json({ statusCode: status, error: STATUS_CODES[status] ?? 'Error', message: messages[error.type] ?? 'Malformed request body' });
+  res.status(status).json(errorBody(status, messages[error.type] ?? 'Malformed request body'));
 }
 
 /** Every JSON body this API takes is an object; say so rather than report array indexes as unknown fields. */
 function requireObjectBody(req: Request, res: Response, next: NextFunction): void {
   if (Array.isArray(req.body)) {
-    res.status(400).json({ statusCode: 400, error: 'Bad Request', message: 'Request body must be a JSON object' });
+    res.status(400).json(errorBody(400, 'Request body must be a JSON object'));
     return;
   }
   next();

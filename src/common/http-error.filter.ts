@@ -2,13 +2,18 @@ import { ArgumentsHost, Catch, ExceptionFilter, HttpException, Logger } from '@n
 import { STATUS_CODES } from 'node:http';
 import type { Response } from 'express';
 import { isDependencyUnavailable } from './dependency-errors';
-import { DomainException, ERROR_HTTP_STATUS } from './domain.exception';
+import { DomainException, ERROR_HTTP_STATUS, ErrorCode } from './domain.exception';
 
-interface ErrorBody {
+export interface ErrorBody {
   statusCode: number;
   error: string;
   message: string | string[];
   code?: string;
+}
+
+/** The one error shape every response uses, whoever produces it. */
+export function errorBody(statusCode: number, message: string | string[], code?: string): ErrorBody {
+  return { statusCode, error: STATUS_CODES[statusCode] ?? 'Error', message, ...(code ? { code } : {}) };
 }
 
 /**
@@ -35,23 +40,22 @@ export class HttpErrorFilter implements ExceptionFilter {
   private toBody(exception: unknown): ErrorBody {
     if (exception instanceof DomainException) {
       const statusCode = ERROR_HTTP_STATUS[exception.code];
-      return { statusCode, error: STATUS_CODES[statusCode] ?? 'Error', message: exception.message, code: exception.code };
+      return errorBody(statusCode, exception.message, exception.code);
     }
     if (exception instanceof HttpException) {
       const statusCode = exception.getStatus();
       const payload = exception.getResponse();
       const message =
         typeof payload === 'string' ? payload : ((payload as { message?: string | string[] }).message ?? exception.message);
-      return { statusCode, error: STATUS_CODES[statusCode] ?? 'Error', message };
+      return errorBody(statusCode, message);
     }
     if (isDependencyUnavailable(exception)) {
-      return {
-        statusCode: 503,
-        error: 'Service Unavailable',
-        message: 'A backing service (database or queue) is unreachable; nothing was changed. Retry shortly.',
-        code: 'dependency_unavailable',
-      };
+      return errorBody(
+        503,
+        'A backing service (database or queue) is unreachable; nothing was changed. Retry shortly.',
+        ErrorCode.DependencyUnavailable,
+      );
     }
-    return { statusCode: 500, error: 'Internal Server Error', message: 'Internal server error' };
+    return errorBody(500, 'Internal server error');
   }
 }

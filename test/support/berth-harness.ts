@@ -4,13 +4,13 @@ import { NestExpressApplication } from '@nestjs/platform-express';
 import Docker from 'dockerode';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { AddressInfo, createServer } from 'node:net';
 import { join } from 'node:path';
 import { DataSource } from 'typeorm';
 import { AppModule, Roles } from '../../src/app.module';
 import { BerthConfig } from '../../src/config/berth-config';
 import { HTTP_APP_OPTIONS, configureHttpApp } from '../../src/http-app';
 import { LABELS } from '../../src/platform/container-platform';
+import { freePort, sleep } from './net';
 
 /**
  * Connection URLs with the credentials scripts/ensure-services.sh generated.
@@ -31,18 +31,7 @@ export const TERMINAL_IMAGE = process.env.TERMINAL_IMAGE ?? 'berth/terminal:late
 
 export const docker = new Docker({ socketPath: '/var/run/docker.sock', version: 'v1.41' });
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+export { freePort, sleep } from './net';
 
 /** Polls `probe` until it returns a truthy value or the time runs out. */
 export async function eventually<T>(probe: () => Promise<T | undefined | null | false>, timeoutMs = 20_000, what = 'condition'): Promise<T> {
