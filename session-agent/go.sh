@@ -20,5 +20,5 @@ case "$HERE" in
     ;;
 esac
 cd "$GOPATH_DIR/src/berth/session-agent"
-export GO111MODULE=off GOPATH="$GOPATH_DIR:/usr/share/gocode" CGO_ENABLED=0 GOFLAGS="${GOFLAGS:-}" GOPROXY=off
+export GO111MODULE=off GOPATH="$GOPATH_DIR:/usr/share/gocode" CGO_ENABLED="${CGO_ENABLED:-0}" GOFLAGS="${GOFLAGS:-}" GOPROXY=off
 exec "$GO" "$@"

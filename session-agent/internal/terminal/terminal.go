@@ -17,9 +17,9 @@ import (
 )
 
 const (
-	maxClients      = 32        // tabs attached at once; more is a bug or abuse
-	maxPendingInput = 1 << 20   // input queued for a shell that is not reading
-	readChunk       = 32 << 10  // one PTY read
+	maxClients      = 32       // tabs attached at once; more is a bug or abuse
+	maxPendingInput = 1 << 20  // input queued for a shell that is not reading
+	readChunk       = 32 << 10 // one PTY read
 	drainTime       = 100 * time.Millisecond
 	closeShellExit  = 4000 // app.js waits for a key press instead of reconnecting
 )
