@@ -6,8 +6,9 @@
 # - makes sure the base image exists (scripts/build-base-image.sh: pull, or debootstrap offline)
 # - makes sure xterm.js is in node_modules (the terminal image copies it from there)
 # - builds the terminal image only when it is missing, --force is given, or its inputs changed:
-#   a hash of terminal-container/, the xterm.js files and the base image id is stored as the
-#   image label berth.build-hash and compared on the next run.
+#   a hash of terminal-container/, the session agent packages the image is built from, the
+#   xterm.js files and the base image id is stored as the image label berth.build-hash and
+#   compared on the next run.
 #
 # Environment: BERTH_TERMINAL_IMAGE (default berth/terminal:latest),
 #              BERTH_BASE_IMAGE (default debian:bookworm-slim).
@@ -22,7 +23,7 @@ FORCE=0
 for arg in "$@"; do
   case "$arg" in
     --force|-f) FORCE=1 ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "unknown argument: $arg" >&2; exit 2 ;;
   esac
 done
@@ -53,11 +54,19 @@ if [ "$missing" -eq 1 ]; then
   for f in "${XTERM_FILES[@]}"; do [ -f "$f" ] || die "still missing after npm ci: $f"; done
 fi
 
+# The session agent directories terminal-container/Dockerfile copies (the browser kind's
+# packages are not part of this image).
+AGENT_DIRS=(
+  session-agent/internal/agent
+  session-agent/internal/terminal
+  session-agent/cmd/berth-terminal
+)
+
 # Everything the build reads (docs excluded) plus the base image id, so a rebuilt base
 # image also triggers a rebuild.
 build_hash() {
   {
-    find terminal-container -type f ! -name '*.md' ! -path '*/__pycache__/*' -print0 | LC_ALL=C sort -z | xargs -0 sha256sum
+    find terminal-container "${AGENT_DIRS[@]}" -type f ! -name '*.md' ! -path '*/__pycache__/*' -print0 | LC_ALL=C sort -z | xargs -0 sha256sum
     sha256sum "${XTERM_FILES[@]}"
     docker image inspect -f '{{.Id}}' "$BASE_IMAGE"
   } | sha256sum | cut -c1-64
