@@ -1,7 +1,8 @@
 import { CreateSessions1795000000000 } from './1795000000000-CreateSessions';
+import { SessionGateway1795698000000 } from './1795698000000-SessionGateway';
 
 /**
  * Every migration, oldest first. Listed explicitly (not globbed) so the same
  * array works from ts-jest, ts-node and the compiled dist/.
  */
-export const MIGRATIONS = [CreateSessions1795000000000];
+export const MIGRATIONS = [CreateSessions1795000000000, SessionGateway1795698000000];

@@ -4,35 +4,41 @@ import { CallbacksModule } from './callbacks/callbacks.module';
 import { BerthConfig } from './config/berth-config';
 import { ConfigModule } from './config/config.module';
 import { DatabaseModule } from './database/database.module';
+import { GatewayModule, GatewayServerModule } from './gateway/gateway.module';
 import { HealthModule } from './health/health.module';
 import { ProvisioningWorkerModule } from './provisioning/provisioning-worker.module';
 import { SessionsApiModule } from './sessions/sessions.module';
 
 export interface Roles {
-  /** Serve the HTTP API. */
+  /** Serve the HTTP API (and session traffic on the same port when RUN_GATEWAY_IN_API). */
   api: boolean;
   /** Run the BullMQ processors and the cleanup schedule. */
   worker: boolean;
+  /** Run the gateway on its own (GATEWAY_PORT), forwarding API traffic to the API processes. */
+  gateway?: boolean;
 }
 
-/** One codebase, two roles: the entry points pick which modules to load. */
+/** One codebase, three roles: each entry point loads only the modules its role needs. */
 @Module({})
 export class AppModule {
   static forRoot(config: BerthConfig, roles: Roles): DynamicModule {
-    const imports = [
-      ConfigModule.forRoot(config),
-      DatabaseModule,
-      BullModule.forRoot({
-        prefix: config.redis.queuePrefix,
-        connection: {
-          url: config.redis.url,
-          // Required by BullMQ workers: blocking commands must not be retried by ioredis.
-          maxRetriesPerRequest: null,
-        },
-      }),
-    ];
+    const imports: DynamicModule['imports'] = [ConfigModule.forRoot(config), DatabaseModule];
+    if (roles.api || roles.worker) {
+      imports.push(
+        BullModule.forRoot({
+          prefix: config.redis.queuePrefix,
+          connection: {
+            url: config.redis.url,
+            // Required by BullMQ workers: blocking commands must not be retried by ioredis.
+            maxRetriesPerRequest: null,
+          },
+        }),
+      );
+    }
     if (roles.api) imports.push(SessionsApiModule, CallbacksModule, HealthModule);
+    if (roles.api && config.gateway.embedded) imports.push(GatewayModule);
     if (roles.worker) imports.push(ProvisioningWorkerModule);
+    if (roles.gateway) imports.push(GatewayServerModule);
     return { module: AppModule, imports };
   }
 }

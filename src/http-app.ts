@@ -4,6 +4,8 @@ import { json, NextFunction, Request, Response } from 'express';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { HttpErrorFilter, errorBody } from './common/http-error.filter';
 import { BerthConfig } from './config/berth-config';
+import { attachGateway } from './gateway/attach-gateway';
+import { SessionGateway } from './gateway/session-gateway';
 
 export const HTTP_APP_OPTIONS: NestApplicationOptions = { bodyParser: false };
 
@@ -36,6 +38,8 @@ function requireObjectBody(req: Request, res: Response, next: NextFunction): voi
 
 /** HTTP concerns shared by the API entry point and the end-to-end tests. */
 export function configureHttpApp(app: NestExpressApplication, config: BerthConfig): void {
+  // Session traffic first, on the same port (RUN_GATEWAY_IN_API); the rest is the API's.
+  if (config.gateway.embedded) attachGateway(app.getHttpServer(), app.get(SessionGateway));
   // Our own JSON parser (create the app with HTTP_APP_OPTIONS) so parse errors
   // get a message that says what is wrong. Requests here are small; anything
   // larger is refused before parsing.
@@ -61,7 +65,8 @@ export function configureHttpApp(app: NestExpressApplication, config: BerthConfi
       .setTitle('Berth')
       .setDescription(
         'On-demand, isolated terminals in containers. Create a session, GET it with `?wait_seconds=30` ' +
-          '(answered as soon as it is `started`), then open `tunnel_url?token=<access_token>`.',
+          '(answered as soon as it is `started`), then open `tunnel_url?token=<access_token>` in a browser, ' +
+          'or use `path_url` with `Authorization: Bearer <access_token>` from a program.',
       )
       .setVersion('1')
       .addBearerAuth({ type: 'http', scheme: 'bearer', description: 'Per-session callback secret (containers only).' }, 'callback-token')

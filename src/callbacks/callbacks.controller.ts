@@ -33,10 +33,15 @@ export class CallbacksController {
 
   @Post('tunnel')
   @HttpCode(200)
-  @ApiOperation({ summary: 'Report the session URL', description: 'Moves the session from `starting` to `started`. Idempotent.' })
+  @ApiOperation({
+    summary: 'Report ready',
+    description:
+      'The agent serves requests: the session moves from `starting` to `started`. Idempotent. ' +
+      '503 with Retry-After while the platform has not yet told Berth where the container is (retry).',
+  })
   @ApiOkResponse({ type: CallbackAcceptedResponse })
   async tunnel(@Body() body: TunnelCallbackDto, @Headers('authorization') authorization?: string): Promise<CallbackAcceptedResponse> {
-    const session = await this.callbacks.reportReady(body.terminal_id, bearer(authorization), body.tunnel_url);
+    const session = await this.callbacks.reportReady(body.sessionId, bearer(authorization));
     return { status: session.status };
   }
 
@@ -45,7 +50,7 @@ export class CallbacksController {
   @ApiOperation({ summary: 'Report a failure', description: 'The session becomes `failed` with the message; its container is removed.' })
   @ApiOkResponse({ type: CallbackAcceptedResponse })
   async status(@Body() body: StatusCallbackDto, @Headers('authorization') authorization?: string): Promise<CallbackAcceptedResponse> {
-    const session = await this.callbacks.reportFailure(body.terminal_id, bearer(authorization), body.error_message);
+    const session = await this.callbacks.reportFailure(body.sessionId, bearer(authorization), body.error_message);
     return { status: session.status };
   }
 }

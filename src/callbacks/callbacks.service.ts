@@ -21,18 +21,23 @@ export class CallbacksService {
     private readonly events: SessionEvents,
   ) {}
 
-  /** The container is listening at `url`: `starting` becomes `started`. */
-  async reportReady(sessionId: string, token: string | undefined, url: string): Promise<Session> {
+  /** The agent serves requests: `starting` becomes `started`. */
+  async reportReady(sessionId: string, token: string | undefined): Promise<Session> {
     await this.authenticate(sessionId, token);
-    const started = await this.sessions.transition(sessionId, SessionStatus.Started, { tunnelUrl: url, startedAt: 'now' });
+    const started = await this.sessions.transition(sessionId, SessionStatus.Started, { startedAt: 'now' });
     if (started) {
       this.events.changed(sessionId);
-      this.logger.log({ msg: 'session started', sessionId, tunnelUrl: url });
+      this.logger.log({ msg: 'session started', sessionId });
       return started;
     }
     const current = await this.sessions.findById(sessionId);
     // A repeated callback (the container retried after a lost response) is fine.
-    if (current?.status === SessionStatus.Started && current.tunnelUrl === url) return current;
+    if (current?.status === SessionStatus.Started) return current;
+    if (current?.status === SessionStatus.Starting && !current.upstreamUrl) {
+      // The platform has not said where the container is yet (a pod's IP):
+      // the agent retries, the worker records the address meanwhile.
+      throw new DomainException(ErrorCode.NotReady, `Session ${sessionId} is not routable yet; retry`);
+    }
     throw new DomainException(ErrorCode.SessionNotLive, `Session ${sessionId} is ${current?.status ?? 'gone'}; the container should exit`);
   }
 

@@ -96,6 +96,7 @@ export class CleanupService {
       count++;
       this.logger.warn({ msg: 'session container is no longer running', sessionId: session.id, error: reason });
       await this.platform.stop(refOf(session));
+      await this.sessions.releaseHostPort(session.id);
     });
     return count;
   }
@@ -108,6 +109,7 @@ export class CleanupService {
     await forEachLimited(orphans, PARALLELISM, this.logger, async (orphan) => {
       this.logger.log({ msg: 'removing orphaned container', sessionId: orphan.sessionId, container: orphan.containerName });
       await this.platform.stop({ sessionId: orphan.sessionId, kind: orphan.kind, state: { containerName: orphan.containerName } });
+      await this.sessions.releaseHostPort(orphan.sessionId);
     });
     return orphans.length;
   }
@@ -116,6 +118,7 @@ export class CleanupService {
     await forEachLimited(sessions, PARALLELISM, this.logger, async (session) => {
       this.logger.log({ msg: `session ended: ${why}`, sessionId: session.id });
       await this.platform.stop(refOf(session));
+      await this.sessions.releaseHostPort(session.id);
     });
   }
 }

@@ -8,6 +8,8 @@ export enum ErrorCode {
   SessionNotLive = 'session_not_live',
   CallbackUnauthorized = 'callback_unauthorized',
   DependencyUnavailable = 'dependency_unavailable',
+  /** Not an error of the caller's: the same request will succeed shortly. */
+  NotReady = 'not_ready',
 }
 
 export class DomainException extends Error {
@@ -27,4 +29,5 @@ export const ERROR_HTTP_STATUS: Record<ErrorCode, number> = {
   [ErrorCode.SessionNotLive]: 409,
   [ErrorCode.CallbackUnauthorized]: 401,
   [ErrorCode.DependencyUnavailable]: 503,
+  [ErrorCode.NotReady]: 503,
 };

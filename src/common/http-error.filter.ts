@@ -34,7 +34,10 @@ export class HttpErrorFilter implements ExceptionFilter {
     } else if (body.statusCode >= 500) {
       this.logger.error({ msg: 'request failed', status: body.statusCode, error: error?.message, stack: error?.stack });
     }
-    if (!response.headersSent) response.status(body.statusCode).json(body);
+    if (response.headersSent) return;
+    // Every 503 here is temporary (an outage, a session not routable yet): say when to retry.
+    if (body.statusCode === 503) response.setHeader('Retry-After', '1');
+    response.status(body.statusCode).json(body);
   }
 
   private toBody(exception: unknown): ErrorBody {

@@ -1,4 +1,4 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 
 /**
  * Session secrets are 256 random bits, so a single SHA-256 is enough to store
@@ -17,4 +17,15 @@ export function tokenMatches(token: string, expectedHash: string): boolean {
   const actual = Buffer.from(hashToken(token), 'hex');
   const expected = Buffer.from(expectedHash, 'hex');
   return actual.length === expected.length && timingSafeEqual(actual, expected);
+}
+
+/**
+ * Secrets Berth derives instead of storing: the gateway, the API and the
+ * worker compute the same value from BERTH_SECRET_KEY, and a database dump
+ * reveals none of them. `purpose` keeps secrets for different uses apart.
+ */
+export type DerivedSecretPurpose = 'session-upstream' | 'pool';
+
+export function deriveSecret(key: string, purpose: DerivedSecretPurpose, subject: string): string {
+  return createHmac('sha256', key).update(`${purpose}:${subject}`, 'utf8').digest('base64url');
 }

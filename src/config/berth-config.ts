@@ -1,4 +1,4 @@
-import { EnvironmentVariables, parseEnvironment } from './environment';
+import { ConfigValidationError, EnvironmentVariables, parseEnvironment } from './environment';
 
 /**
  * The typed, nested configuration the rest of the code injects. Built once
@@ -8,6 +8,19 @@ export class BerthConfig {
   readonly http: { host: string; port: number; publicUrl: string; corsOrigins: string[] };
   readonly callbackUrl: string;
   readonly runWorkerInApi: boolean;
+  /** Key the per-session upstream secrets are derived from (see common/tokens.ts). */
+  readonly secretKey: string;
+  readonly gateway: {
+    /** Serve session traffic from the API process (on PORT) rather than a separate gateway role. */
+    embedded: boolean;
+    host: string;
+    port: number;
+    /** Where a standalone gateway forwards everything that is not session traffic. */
+    apiUpstream: string;
+    /** Per-session origin template, `{id}` in the host name. */
+    sessionUrlTemplate: string;
+    activityFlushMs: number;
+  };
   readonly database: { url: string; poolSize: number; runMigrationsOnStart: boolean };
   readonly redis: { url: string; queuePrefix: string };
   readonly sessions: {
@@ -26,7 +39,8 @@ export class BerthConfig {
       socketPath: string;
       apiVersion: string;
       network: string;
-      advertiseHost: string;
+      sessionHost: string;
+      portRange: { min: number; max: number };
       containerPort: number;
     };
     kubernetes: { namespace: string; inCluster: boolean };
@@ -45,6 +59,15 @@ export class BerthConfig {
     };
     this.callbackUrl = (env.CALLBACK_URL ?? `${publicUrl}/api/v1/callbacks`).replace(/\/+$/, '');
     this.runWorkerInApi = env.RUN_WORKER_IN_API;
+    this.secretKey = env.BERTH_SECRET_KEY;
+    this.gateway = {
+      embedded: env.RUN_GATEWAY_IN_API,
+      host: env.GATEWAY_HOST,
+      port: env.GATEWAY_PORT,
+      apiUpstream: (env.GATEWAY_API_UPSTREAM ?? `http://127.0.0.1:${env.PORT}`).replace(/\/+$/, ''),
+      sessionUrlTemplate: (env.SESSION_URL_TEMPLATE ?? defaultSessionUrlTemplate(publicUrl)).replace(/\/+$/, ''),
+      activityFlushMs: Math.round(env.ACTIVITY_FLUSH_SECONDS * 1000),
+    };
     this.database = {
       url: env.DATABASE_URL,
       poolSize: env.DATABASE_POOL_SIZE,
@@ -76,7 +99,8 @@ export class BerthConfig {
         socketPath: env.DOCKER_SOCKET_PATH,
         apiVersion: env.DOCKER_API_VERSION,
         network: env.DOCKER_NETWORK,
-        advertiseHost: env.DOCKER_ADVERTISE_HOST,
+        sessionHost: env.DOCKER_SESSION_HOST,
+        portRange: parsePortRange(env.SESSION_PORT_RANGE),
         containerPort: env.SESSION_CONTAINER_PORT,
       },
       kubernetes: { namespace: env.K8S_NAMESPACE, inCluster: env.K8S_IN_CLUSTER },
@@ -87,4 +111,24 @@ export class BerthConfig {
   static fromEnvironment(env: NodeJS.ProcessEnv = process.env): BerthConfig {
     return new BerthConfig(parseEnvironment(env));
   }
+}
+
+/**
+ * One origin per session under PUBLIC_URL's host: `{id}.localhost` for a
+ * loopback URL (browsers and curl resolve *.localhost to loopback, so it
+ * works with no DNS), else `{id}.<host>` (a wildcard record and certificate).
+ */
+function defaultSessionUrlTemplate(publicUrl: string): string {
+  const url = new URL(publicUrl);
+  const loopback = url.hostname === 'localhost' || url.hostname === '[::1]' || /^127\./.test(url.hostname);
+  const host = loopback ? 'localhost' : url.hostname;
+  return `${url.protocol}//{id}.${host}${url.port ? `:${url.port}` : ''}`;
+}
+
+function parsePortRange(range: string): { min: number; max: number } {
+  const [min, max] = range.split('-').map(Number);
+  if (!(min >= 1024 && max <= 65535 && min <= max)) {
+    throw new ConfigValidationError(`Invalid configuration:\n  SESSION_PORT_RANGE="${range}": must be within 1024-65535, low-high`);
+  }
+  return { min, max };
 }

@@ -1,9 +1,10 @@
+import { TEST_SECRET_KEY, testConfig } from '../../test/support/test-config';
 import { BerthConfig } from './berth-config';
-import { ConfigValidationError, parseEnvironment } from './environment';
+import { ConfigValidationError, OPTIONAL_VARIABLES, parseEnvironment } from './environment';
 
 describe('configuration', () => {
   it('applies the documented defaults', () => {
-    const config = BerthConfig.fromEnvironment({});
+    const config = testConfig({});
     expect(config.platform.kind).toBe('docker');
     expect(config.sessions.terminalTtlSeconds).toBe(24 * 3600);
     expect(config.sessions.cleanupIntervalMs).toBe(5 * 60_000);
@@ -12,7 +13,7 @@ describe('configuration', () => {
   });
 
   it('converts numbers and booleans, including "false"', () => {
-    const env = parseEnvironment({ PORT: '8080', RUN_WORKER_IN_API: 'false', K8S_IN_CLUSTER: 'true', CLEANUP_INTERVAL_MINUTES: '0.5' });
+    const env = parseEnvironment({ BERTH_SECRET_KEY: TEST_SECRET_KEY, PORT: '8080', RUN_WORKER_IN_API: 'false', K8S_IN_CLUSTER: 'true', CLEANUP_INTERVAL_MINUTES: '0.5' });
     expect(env.PORT).toBe(8080);
     expect(env.RUN_WORKER_IN_API).toBe(false);
     expect(env.K8S_IN_CLUSTER).toBe(true);
@@ -20,10 +21,10 @@ describe('configuration', () => {
   });
 
   it('derives the callback URL from PUBLIC_URL unless CALLBACK_URL is set', () => {
-    expect(BerthConfig.fromEnvironment({ PUBLIC_URL: 'https://berth.example.com/' }).callbackUrl).toBe(
+    expect(testConfig({ PUBLIC_URL: 'https://berth.example.com/' }).callbackUrl).toBe(
       'https://berth.example.com/api/v1/callbacks',
     );
-    expect(BerthConfig.fromEnvironment({ CALLBACK_URL: 'http://api:3000/api/v1/callbacks' }).callbackUrl).toBe(
+    expect(testConfig({ CALLBACK_URL: 'http://api:3000/api/v1/callbacks' }).callbackUrl).toBe(
       'http://api:3000/api/v1/callbacks',
     );
   });
@@ -43,7 +44,7 @@ describe('configuration', () => {
   });
 
   it('computes container limits from the session knobs', () => {
-    const config = BerthConfig.fromEnvironment({ SESSION_MEMORY_MB: '512', SESSION_CPUS: '1.5', SESSION_PIDS_LIMIT: '100' });
+    const config = testConfig({ SESSION_MEMORY_MB: '512', SESSION_CPUS: '1.5', SESSION_PIDS_LIMIT: '100' });
     expect(config.platform.limits).toMatchObject({ memoryBytes: 512 * 1024 * 1024, nanoCpus: 1_500_000_000, pidsLimit: 100 });
   });
 });
@@ -55,13 +56,14 @@ describe('.env.example', () => {
     const example = readFileSync(`${__dirname}/../../.env.example`, 'utf8');
     const listed = new Map<string, string>();
     for (const match of example.matchAll(/^#?\s?([A-Z][A-Z0-9_]+)=(.*)$/gm)) listed.set(match[1], match[2]);
-    const defaults = parseEnvironment({});
-    for (const [name, value] of Object.entries(defaults).filter(([, value]) => value !== undefined)) {
+    const defaults = parseEnvironment({ BERTH_SECRET_KEY: TEST_SECRET_KEY });
+    for (const [name, value] of Object.entries(defaults).filter(([name, value]) => value !== undefined && name !== 'BERTH_SECRET_KEY')) {
       expect({ name, value: listed.get(name) }).toEqual({ name, value: String(value) });
     }
-    expect(listed.has('CALLBACK_URL')).toBe(true);
+    // Variables without a default are listed, commented out.
+    for (const name of OPTIONAL_VARIABLES) expect({ name, listed: listed.get(name) }).toEqual({ name, listed: '' });
     // Nothing documented that the code does not read.
-    const known = new Set([...Object.keys(defaults), 'CALLBACK_URL']);
+    const known = new Set([...Object.keys(defaults), ...OPTIONAL_VARIABLES]);
     expect([...listed.keys()].filter((name) => !known.has(name))).toEqual([]);
   });
 });

@@ -9,6 +9,7 @@ import {
   IsString,
   IsUrl,
   Matches,
+  MinLength,
   Max,
   Min,
   validateSync,
@@ -58,6 +59,53 @@ export class EnvironmentVariables {
   @Transform(toBool)
   @IsBoolean()
   RUN_WORKER_IN_API: boolean = false;
+
+  // --- Gateway (all session traffic) ---
+  /**
+   * Key every session's upstream secret is derived from (HMAC-SHA256), so the
+   * gateway, API and worker agree on it without storing it. At least 32
+   * characters; npm run quickstart generates one. Required: there is no safe default.
+   */
+  @MinLength(32, { message: 'BERTH_SECRET_KEY must be at least 32 characters (e.g. openssl rand -hex 32)' })
+  @IsString()
+  BERTH_SECRET_KEY: string;
+
+  /**
+   * Where each session's pages are served, one origin per session. `{id}` is
+   * the session id. Defaults to `<scheme>://{id}.localhost:<port>` of
+   * PUBLIC_URL when that is a loopback URL, else `<scheme>://{id}.<host>`
+   * (needs a wildcard DNS record and certificate).
+   */
+  @IsOptional()
+  @Matches(/^https?:\/\/([a-z0-9.-]*)\{id\}([a-z0-9.-]*)(:\d+)?\/?$/i, {
+    message: 'SESSION_URL_TEMPLATE must look like http(s)://{id}.sessions.example.com[:port] ({id} in the host name)',
+  })
+  SESSION_URL_TEMPLATE?: string;
+
+  /** Serve session traffic from the API process, on PORT. false: run the gateway role (dist/src/gateway.js) on its own. */
+  @Transform(toBool)
+  @IsBoolean()
+  RUN_GATEWAY_IN_API: boolean = true;
+
+  /** Where the standalone gateway listens (the port in PUBLIC_URL when it runs on its own). */
+  @IsString()
+  GATEWAY_HOST: string = '0.0.0.0';
+
+  @IsInt()
+  @Min(0)
+  @Max(65535)
+  GATEWAY_PORT: number = 3080;
+
+  /** Where the standalone gateway forwards API traffic. Defaults to http://127.0.0.1:PORT. */
+  @IsOptional()
+  @IsUrl(URL_OPTIONS)
+  GATEWAY_API_UPSTREAM?: string;
+
+  /** Gateway traffic marks a session active at most this often (one batched write per interval). */
+  @IsNumber()
+  @Min(0.05)
+  @Max(300)
+  ACTIVITY_FLUSH_SECONDS: number = 5;
 
   // --- Storage ---
   @Matches(/^postgres(ql)?:\/\/.+/, { message: 'DATABASE_URL must be a postgres:// URL' })
@@ -151,6 +199,14 @@ export class EnvironmentVariables {
   SESSION_TMPFS_MB: number = 64;
 
   // --- Docker platform ---
+  /**
+   * Host networking: the ports Berth hands out to session containers, one per
+   * live session. Keep the range outside the kernel's ephemeral range
+   * (net.ipv4.ip_local_port_range, 32768-60999 by default) and free of other services.
+   */
+  @Matches(/^\d{1,5}-\d{1,5}$/, { message: 'SESSION_PORT_RANGE must look like 20000-29999' })
+  SESSION_PORT_RANGE: string = '20000-29999';
+
   @IsString()
   DOCKER_SOCKET_PATH: string = '/var/run/docker.sock';
 
@@ -159,16 +215,17 @@ export class EnvironmentVariables {
   DOCKER_API_VERSION: string = 'v1.41';
 
   /**
-   * `host`: containers share the host network, each server binds its own
-   * kernel-assigned port on DOCKER_ADVERTISE_HOST (single host, tests).
+   * `host`: containers share the host network, each agent listens on a port
+   * Berth allocates from SESSION_PORT_RANGE on DOCKER_SESSION_HOST (single host, tests).
    * Anything else: the name of an existing Docker network (compose), where
-   * containers listen on SESSION_CONTAINER_PORT and are reached by name.
+   * containers listen on SESSION_CONTAINER_PORT and the gateway reaches them by name.
    */
   @Matches(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/, { message: 'DOCKER_NETWORK must be "host" or a Docker network name' })
   DOCKER_NETWORK: string = 'host';
 
+  /** Host networking: the address the gateway reaches session containers at (loopback when it runs on the same host). */
   @IsString()
-  DOCKER_ADVERTISE_HOST: string = '127.0.0.1';
+  DOCKER_SESSION_HOST: string = '127.0.0.1';
 
   @IsInt()
   @Min(1)
@@ -193,6 +250,9 @@ export class EnvironmentVariables {
 
 export class ConfigValidationError extends Error {}
 
+/** Variables with no default: read when set. */
+export const OPTIONAL_VARIABLES = ['CALLBACK_URL', 'SESSION_URL_TEMPLATE', 'GATEWAY_API_UPSTREAM', 'BERTH_SECRET_KEY'] as const;
+
 /** Reads and validates the environment; throws one error listing every bad variable. */
 export function parseEnvironment(env: NodeJS.ProcessEnv): EnvironmentVariables {
   const defaults = new EnvironmentVariables();
@@ -201,8 +261,8 @@ export function parseEnvironment(env: NodeJS.ProcessEnv): EnvironmentVariables {
     const value = env[key];
     if (value !== undefined && value !== '') raw[key] = value;
   }
-  // CALLBACK_URL has no default value, so it is not an own key of `defaults`.
-  if (env.CALLBACK_URL) raw.CALLBACK_URL = env.CALLBACK_URL;
+  // Variables without a default value are not own keys of `defaults`.
+  for (const key of OPTIONAL_VARIABLES) if (env[key]) raw[key] = env[key];
 
   const parsed = plainToInstance(EnvironmentVariables, raw, { enableImplicitConversion: true });
   const errors = validateSync(parsed, { whitelist: true });

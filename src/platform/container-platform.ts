@@ -7,10 +7,12 @@ export interface SessionContainerSpec {
   kind: SessionKind;
   image: string;
   /**
-   * Secrets and endpoints the session server needs. The platform adds its own
-   * networking variables (BERTH_LISTEN_HOST, BERTH_PORT, BERTH_ADVERTISE_HOST).
+   * Secrets and endpoints the session agent needs (docs/SESSION-CONTAINERS.md).
+   * The platform adds its own networking variables (BERTH_LISTEN_HOST, BERTH_PORT).
    */
   env: Record<string, string>;
+  /** The port Berth allocated, for platforms that share the host's network (`requiresHostPort`). */
+  hostPort?: number;
 }
 
 /** Enough to find a container again, even from another process after a restart. */
@@ -30,7 +32,7 @@ export interface StartedContainer {
 }
 
 export type ContainerStatus =
-  | { state: 'running' }
+  | { state: 'running'; upstreamUrl?: string }
   | { state: 'exited'; exitCode: number | null; reason: string }
   | { state: 'gone' };
 
@@ -57,6 +59,16 @@ export interface ManagedContainer {
  */
 export interface ContainerPlatform {
   readonly name: 'docker' | 'kubernetes';
+  /** Sessions share the host's network: each needs a port allocated by Berth (spec.hostPort). */
+  readonly requiresHostPort: boolean;
+  /**
+   * Where the gateway will reach the session's agent (`http://host:port`),
+   * when the platform knows it before the container exists (Docker: the
+   * allocated host port, or the container's name on its network); null when
+   * only the running container will tell (a pod's IP: `poll` reports it).
+   * Always what the platform assigned, never what a container says of itself.
+   */
+  upstreamUrlFor(spec: SessionContainerSpec): string | null;
   start(spec: SessionContainerSpec): Promise<StartedContainer>;
   stop(ref: ContainerRef): Promise<void>;
   poll(ref: ContainerRef): Promise<ContainerStatus>;

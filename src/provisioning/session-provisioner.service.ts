@@ -7,9 +7,12 @@ import {
   PlatformError,
   SessionContainerSpec,
 } from '../platform/container-platform';
+import { SessionEvents } from '../sessions/session-events';
 import { SessionStatus } from '../sessions/session-status';
 import { Session } from '../sessions/session.entity';
 import { SessionsRepository } from '../sessions/sessions.repository';
+import { hashToken } from '../common/tokens';
+import { upstreamSecret } from '../sessions/upstream-secret';
 import { SessionJobs } from './session-jobs.service';
 
 /** How often a provisioning job checks on a container that has not reported ready yet. */
@@ -19,7 +22,6 @@ export type ProvisionStep = 'claimed' | 'container-created' | 'waiting-for-ready
 
 export type ProvisionOutcome = 'started' | 'failed' | 'ended-meanwhile' | 'not-live';
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * Thrown out of a provisioning job when the worker is shutting down while a
@@ -51,6 +53,7 @@ export class SessionProvisioner {
     private readonly jobs: SessionJobs,
     @Inject(CONTAINER_PLATFORM) private readonly platform: ContainerPlatform,
     private readonly config: BerthConfig,
+    private readonly events: SessionEvents,
   ) {}
 
   /**
@@ -66,10 +69,13 @@ export class SessionProvisioner {
     await progress('claimed');
     await this.jobs.scheduleExpiry(session.id, session.expiresAt);
 
-    const accessTokenHash = (await this.sessions.findAccessTokenHash(sessionId)) ?? '';
     let started;
     try {
-      started = await this.platform.start(this.specFor(session, callbackToken, accessTokenHash));
+      const spec = await this.specFor(session, callbackToken);
+      // Known before the container exists, so recorded before it can call back.
+      const upstreamUrl = this.platform.upstreamUrlFor(spec);
+      if (upstreamUrl) await this.sessions.recordUpstream(sessionId, upstreamUrl);
+      started = await this.platform.start(spec);
     } catch (error) {
       if (error instanceof PlatformError && !error.transient) {
         await this.fail(session, error.message);
@@ -109,6 +115,7 @@ export class SessionProvisioner {
     const session = await this.sessions.findById(sessionId);
     if (!session) return;
     await this.platform.stop(refOf(session));
+    await this.sessions.releaseHostPort(sessionId);
     await this.jobs.cancelExpiry(sessionId);
     this.logger.log({ msg: 'container removed', sessionId, container: session.containerName });
   }
@@ -150,16 +157,20 @@ export class SessionProvisioner {
         await this.fail(session, `did not start within ${this.config.sessions.startTimeoutSeconds} s`);
         return 'failed';
       }
-      // The container is inspected less often than the row is read.
-      if (tick % 4 === 3) {
+      // The container is inspected less often than the row is read, except
+      // while the platform has yet to say where the agent is (a pod's IP):
+      // the ready callback is refused until the address is recorded.
+      if (tick % 4 === 3 || !current.upstreamUrl) {
         const status = await this.platform.poll(refOf(session));
         if (status.state !== 'running') {
           const reason = status.state === 'exited' ? status.reason : 'container disappeared before it was ready';
           await this.fail(session, reason);
           return 'failed';
         }
+        if (status.upstreamUrl && !current.upstreamUrl) await this.sessions.recordUpstream(session.id, status.upstreamUrl);
       }
-      await sleep(WATCH_INTERVAL_MS);
+      // Woken at once when the ready callback commits (the change feed), else re-checks on the interval.
+      await this.events.next(session.id, WATCH_INTERVAL_MS);
     }
   }
 
@@ -177,23 +188,30 @@ export class SessionProvisioner {
   async removeContainer(ref: ContainerRef): Promise<void> {
     try {
       await this.platform.stop(ref);
+      await this.sessions.releaseHostPort(ref.sessionId);
     } catch (error) {
       this.logger.warn({ msg: 'container removal deferred to a teardown job', sessionId: ref.sessionId, error: (error as Error).message });
       await this.jobs.teardown(ref.sessionId);
     }
   }
 
-  private specFor(session: Session, callbackToken: string, accessTokenHash: string): SessionContainerSpec {
+  /** What the platform runs: the agent's environment (docs/SESSION-CONTAINERS.md) and, on a shared host network, its port. */
+  private async specFor(session: Session, callbackToken: string): Promise<SessionContainerSpec> {
+    const hostPort = this.platform.requiresHostPort
+      ? await this.sessions.assignHostPort(session.id, this.config.platform.docker.portRange)
+      : undefined;
     return {
       sessionId: session.id,
       kind: session.kind,
       image: session.image,
+      hostPort,
       env: {
         BERTH_SESSION_ID: session.id,
         BERTH_CALLBACK_URL: this.config.callbackUrl,
         BERTH_CALLBACK_TOKEN: callbackToken,
-        // The container checks users' tokens against this hash; it never sees the plaintext.
-        BERTH_ACCESS_TOKEN_SHA256: accessTokenHash,
+        // The agent only checks the gateway's secret against this hash; users'
+        // tokens never reach the container.
+        BERTH_SECRET_SHA256: hashToken(upstreamSecret(this.config, session.id)),
       },
     };
   }

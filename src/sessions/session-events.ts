@@ -1,23 +1,40 @@
-import { BeforeApplicationShutdown, Injectable } from '@nestjs/common';
+import { BeforeApplicationShutdown, Injectable, OnModuleInit } from '@nestjs/common';
 import { EventEmitter } from 'node:events';
+import { SessionChangeFeed } from './session-change-feed';
 
 const CLOSING = Symbol('closing');
+const RESYNC = Symbol('resync');
 
 /**
- * In-process "this session changed" signal. A GET that waits for a session to
- * start wakes at once when this process handles the change (the callback, a
- * DELETE); changes made elsewhere (the worker, another replica) are picked up
- * by the waiter's short re-read interval instead.
+ * "This session changed" as a wake-up signal, for code that waits on a
+ * session (a GET with wait_seconds, a provisioning job watching its
+ * container). Changes made in this process are signalled directly; changes
+ * committed by any other process arrive through the Postgres change feed.
+ * Waiters still re-read on a timer, so a missed signal costs latency only.
  */
 @Injectable()
-export class SessionEvents implements BeforeApplicationShutdown {
+export class SessionEvents implements OnModuleInit, BeforeApplicationShutdown {
   private readonly emitter = new EventEmitter().setMaxListeners(0);
   /** Set on shutdown: waiters answer at once so they do not hold the HTTP server open. */
   closing = false;
 
+  constructor(private readonly feed: SessionChangeFeed) {}
+
+  onModuleInit(): void {
+    this.feed.subscribe({
+      onSessionChanged: (change) => this.changed(change.sessionId),
+      onResync: () => this.emitter.emit(RESYNC),
+    });
+  }
+
   beforeApplicationShutdown(): void {
     this.closing = true;
     this.emitter.emit(CLOSING);
+  }
+
+  /** True when changes made by other processes are being delivered. */
+  get pushed(): boolean {
+    return this.feed.healthy;
   }
 
   changed(sessionId: string): void {
@@ -31,11 +48,13 @@ export class SessionEvents implements BeforeApplicationShutdown {
         clearTimeout(timer);
         this.emitter.off(sessionId, done);
         this.emitter.off(CLOSING, done);
+        this.emitter.off(RESYNC, done);
         resolve();
       };
       const timer = setTimeout(done, ms);
       this.emitter.once(sessionId, done);
       this.emitter.once(CLOSING, done);
+      this.emitter.once(RESYNC, done);
     });
   }
 }

@@ -26,8 +26,16 @@ export class Session {
   @Column({ name: 'platform_state', type: 'jsonb', default: () => "'{}'::jsonb" })
   platformState: PlatformState;
 
-  @Column({ name: 'tunnel_url', type: 'varchar', length: 2048, nullable: true })
-  tunnelUrl: string | null;
+  /**
+   * Where the gateway reaches the session's agent (http://host:port), as the
+   * platform assigned it. Internal: users get gateway URLs built from configuration.
+   */
+  @Column({ name: 'upstream_url', type: 'varchar', length: 255, nullable: true })
+  upstreamUrl: string | null;
+
+  /** Host networking: the port Berth allocated to the container; NULL once the container is gone. */
+  @Column({ name: 'host_port', type: 'integer', nullable: true })
+  hostPort: number | null;
 
   @Column({ name: 'container_id', type: 'varchar', length: 255, nullable: true })
   containerId: string | null;
@@ -55,8 +63,9 @@ export class Session {
   @Column({ name: 'started_at', type: 'timestamptz', nullable: true })
   startedAt: Date | null;
 
-  @Column({ name: 'last_active_at', type: 'timestamptz', nullable: true })
-  lastActiveAt: Date | null;
+  /** Last traffic through the gateway (debounced), or the start. */
+  @Column({ name: 'last_activity_at', type: 'timestamptz', nullable: true })
+  lastActivityAt: Date | null;
 
   @Column({ name: 'expires_at', type: 'timestamptz' })
   expiresAt: Date;

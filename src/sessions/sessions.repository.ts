@@ -15,10 +15,21 @@ export interface NewSession {
 
 /** Columns a transition may set besides the status. */
 export interface TransitionPatch {
-  tunnelUrl?: string;
   errorMessage?: string;
   startedAt?: 'now';
 }
+
+/** What the gateway needs to route and authenticate a request; cached in memory. */
+export interface SessionRoute {
+  id: string;
+  kind: SessionKind;
+  status: SessionStatus;
+  upstreamUrl: string | null;
+  accessTokenHash: string;
+}
+
+/** Postgres' unique_violation. */
+const UNIQUE_VIOLATION = '23505';
 
 export interface ListQuery {
   kind: SessionKind;
@@ -27,8 +38,8 @@ export interface ListQuery {
   offset: number;
 }
 
-const COLUMNS = `id, kind, status, image, platform, platform_state, tunnel_url, container_id, container_name,
-  error_message, created_at, updated_at, started_at, last_active_at, expires_at, deleted_at`;
+const COLUMNS = `id, kind, status, image, platform, platform_state, upstream_url, host_port, container_id, container_name,
+  error_message, created_at, updated_at, started_at, last_activity_at, expires_at, deleted_at`;
 
 type Row = Record<string, unknown>;
 
@@ -96,18 +107,16 @@ export class SessionsRepository {
   async transition(id: string, to: SessionStatus, patch: TransitionPatch = {}, extraCondition?: 'expired'): Promise<Session | null> {
     const sets = ['status = $2', 'updated_at = now()'];
     const params: unknown[] = [id, to, ALLOWED_SOURCES[to]];
-    if (patch.tunnelUrl !== undefined) {
-      params.push(patch.tunnelUrl);
-      sets.push(`tunnel_url = $${params.length}`);
-    }
     if (patch.errorMessage !== undefined) {
       params.push(patch.errorMessage.slice(0, 1024));
       sets.push(`error_message = $${params.length}`);
     }
-    if (patch.startedAt) sets.push('started_at = now()', 'last_active_at = now()');
+    if (patch.startedAt) sets.push('started_at = now()', 'last_activity_at = now()');
     // Leaving the live states is the moment the session ended.
     if ((FINAL_STATUSES as readonly SessionStatus[]).includes(to)) sets.push('deleted_at = now()');
-    const condition = extraCondition === 'expired' ? 'AND expires_at <= now()' : '';
+    let condition = extraCondition === 'expired' ? 'AND expires_at <= now()' : '';
+    // A session is only `started` once the gateway knows where to reach it.
+    if (to === SessionStatus.Started) condition += ' AND upstream_url IS NOT NULL';
     const result = (await this.dataSource.query(
       `UPDATE sessions SET ${sets.join(', ')} WHERE id = $1 AND status = ANY($3::varchar[]) ${condition} RETURNING ${COLUMNS}`,
       params,
@@ -124,6 +133,80 @@ export class SessionsRepository {
       [id, containerId, containerName, JSON.stringify(state)],
     )) as [unknown[], number];
     return result[1] === 1;
+  }
+
+  /**
+   * Records where the gateway reaches the session's agent, as the platform
+   * assigned it: before the container starts when the platform knows it up
+   * front, else as soon as `poll` reports it (a pod's IP).
+   */
+  async recordUpstream(id: string, upstreamUrl: string): Promise<boolean> {
+    const result = (await this.dataSource.query(
+      `UPDATE sessions SET upstream_url = $2, updated_at = now() WHERE id = $1 AND status = 'starting'`,
+      [id, upstreamUrl],
+    )) as [unknown[], number];
+    return result[1] === 1;
+  }
+
+  /**
+   * Gives a starting session a host port from `range`, or returns the one it
+   * already has (a re-delivered job). The partial unique index on host_port is
+   * what makes two live sessions sharing a port impossible, across workers:
+   * a collision is a unique violation, and another random port is tried.
+   */
+  async assignHostPort(id: string, range: { min: number; max: number }): Promise<number> {
+    const span = range.max - range.min + 1;
+    for (let attempt = 0; attempt < 32; attempt++) {
+      const candidate = range.min + Math.floor(Math.random() * span);
+      try {
+        const result = (await this.dataSource.query(
+          `UPDATE sessions SET host_port = COALESCE(host_port, $2) WHERE id = $1 AND status = 'starting' RETURNING host_port`,
+          [id, candidate],
+        )) as [Row[], number];
+        if (result[0].length === 0) throw new Error(`session ${id} is no longer starting`);
+        return result[0][0].host_port as number;
+      } catch (error) {
+        if ((error as { code?: string }).code !== UNIQUE_VIOLATION) throw error;
+      }
+    }
+    throw new Error(`no free port in ${range.min}-${range.max} after 32 attempts; widen SESSION_PORT_RANGE`);
+  }
+
+  /** The container is gone: its host port may be handed out again. */
+  async releaseHostPort(id: string): Promise<void> {
+    await this.dataSource.query(
+      `UPDATE sessions SET host_port = NULL WHERE id = $1 AND host_port IS NOT NULL AND status <> ALL($2::varchar[])`,
+      [id, LIVE_STATUSES],
+    );
+  }
+
+  /** One statement for every session the gateway saw traffic for since the last flush. */
+  async recordActivity(ids: string[]): Promise<void> {
+    if (ids.length === 0) return;
+    await this.dataSource.query(`UPDATE sessions SET last_activity_at = now() WHERE id = ANY($1::uuid[]) AND status = 'started'`, [ids]);
+  }
+
+  async findRoute(id: string): Promise<SessionRoute | null> {
+    const rows: Row[] = await this.dataSource.query(
+      `SELECT id, kind, status, upstream_url, access_token_hash FROM sessions WHERE id = $1`,
+      [id],
+    );
+    if (rows.length === 0) return null;
+    const row = rows[0];
+    return {
+      id: row.id as string,
+      kind: row.kind as SessionKind,
+      status: row.status as SessionStatus,
+      upstreamUrl: (row.upstream_url as string) ?? null,
+      accessTokenHash: row.access_token_hash as string,
+    };
+  }
+
+  /** Statuses of the given sessions, for re-checking open connections after a missed notification. */
+  async statuses(ids: string[]): Promise<Map<string, SessionStatus>> {
+    if (ids.length === 0) return new Map();
+    const rows: Row[] = await this.dataSource.query(`SELECT id, status FROM sessions WHERE id = ANY($1::uuid[])`, [ids]);
+    return new Map(rows.map((row) => [row.id as string, row.status as SessionStatus]));
   }
 
   /** Ends every live session whose TTL has passed; returns them for teardown. */
@@ -176,14 +259,15 @@ function toSession(row: Row): Session {
   session.image = row.image as string;
   session.platform = row.platform as string;
   session.platformState = (row.platform_state as PlatformState) ?? {};
-  session.tunnelUrl = (row.tunnel_url as string) ?? null;
+  session.upstreamUrl = (row.upstream_url as string) ?? null;
+  session.hostPort = (row.host_port as number) ?? null;
   session.containerId = (row.container_id as string) ?? null;
   session.containerName = (row.container_name as string) ?? null;
   session.errorMessage = (row.error_message as string) ?? null;
   session.createdAt = toDate(row.created_at) as Date;
   session.updatedAt = toDate(row.updated_at) as Date;
   session.startedAt = toDate(row.started_at);
-  session.lastActiveAt = toDate(row.last_active_at);
+  session.lastActivityAt = toDate(row.last_activity_at);
   session.expiresAt = toDate(row.expires_at) as Date;
   session.deletedAt = toDate(row.deleted_at);
   return session;

@@ -11,8 +11,9 @@ import { ListQuery, SessionsRepository } from './sessions.repository';
 /** States a waiting GET waits out. */
 const SETTLING = [SessionStatus.Pending, SessionStatus.Starting];
 
-/** How often a waiting GET re-reads the row when no in-process event wakes it. */
-const REREAD_MS = 100;
+/** How often a waiting GET re-reads the row: a safety net when changes are pushed, the mechanism when they are not. */
+const REREAD_PUSHED_MS = 2000;
+const REREAD_POLLED_MS = 100;
 
 export interface CreatedSession {
   session: Session;
@@ -92,7 +93,7 @@ export class SessionsService {
       const session = await this.get(id, kind);
       const remaining = deadline - Date.now();
       if (!SETTLING.includes(session.status) || remaining <= 0 || this.events.closing) return session;
-      await this.events.next(id, Math.min(REREAD_MS, remaining));
+      await this.events.next(id, Math.min(this.events.pushed ? REREAD_PUSHED_MS : REREAD_POLLED_MS, remaining));
     }
   }
 

@@ -12,6 +12,7 @@ import { CreateTerminalDto } from './dtos/create-terminal.dto';
 import { GetSessionQuery, ListSessionsQuery } from './dtos/list-sessions.query';
 import { CreatedSessionResponse, ErrorResponse, SessionListResponse, SessionResponse } from './dtos/session.response';
 import { SessionKind } from './session-status';
+import { SessionUrls } from './session-urls';
 import { SessionsService } from './sessions.service';
 
 const uuidPipe = new ParseUUIDPipe({ version: undefined, errorHttpStatusCode: 400 });
@@ -22,7 +23,10 @@ const uuidPipe = new ParseUUIDPipe({ version: undefined, errorHttpStatusCode: 40
 @ApiServiceUnavailableResponse({ type: ErrorResponse, description: 'Postgres or Redis unreachable; nothing was changed.' })
 @Controller('api/v1/terminals')
 export class TerminalsController {
-  constructor(private readonly sessions: SessionsService) {}
+  constructor(
+    private readonly sessions: SessionsService,
+    private readonly urls: SessionUrls,
+  ) {}
 
   @Post()
   @HttpCode(202)
@@ -33,7 +37,7 @@ export class TerminalsController {
   @ApiAcceptedResponse({ type: CreatedSessionResponse })
   async create(@Body() body: CreateTerminalDto): Promise<CreatedSessionResponse> {
     const { session, accessToken } = await this.sessions.create(SessionKind.Terminal, { ttlSeconds: body.ttl_seconds });
-    return { ...SessionResponse.from(session), access_token: accessToken };
+    return { ...SessionResponse.from(session, this.urls), access_token: accessToken };
   }
 
   @Get()
@@ -41,7 +45,7 @@ export class TerminalsController {
   @ApiOkResponse({ type: SessionListResponse })
   async list(@Query() query: ListSessionsQuery): Promise<SessionListResponse> {
     const { items, total } = await this.sessions.list({ kind: SessionKind.Terminal, ...query });
-    return { items: items.map(SessionResponse.from), total, limit: query.limit, offset: query.offset };
+    return { items: items.map((item) => SessionResponse.from(item, this.urls)), total, limit: query.limit, offset: query.offset };
   }
 
   @Get(':id')
@@ -52,7 +56,7 @@ export class TerminalsController {
   @ApiOkResponse({ type: SessionResponse })
   @ApiNotFoundResponse({ type: ErrorResponse })
   async get(@Param('id', uuidPipe) id: string, @Query() query: GetSessionQuery): Promise<SessionResponse> {
-    return SessionResponse.from(await this.sessions.getWhenSettled(id, SessionKind.Terminal, query.wait_seconds));
+    return SessionResponse.from(await this.sessions.getWhenSettled(id, SessionKind.Terminal, query.wait_seconds), this.urls);
   }
 
   @Delete(':id')
@@ -63,6 +67,6 @@ export class TerminalsController {
   @ApiOkResponse({ type: SessionResponse })
   @ApiNotFoundResponse({ type: ErrorResponse })
   async remove(@Param('id', uuidPipe) id: string): Promise<SessionResponse> {
-    return SessionResponse.from(await this.sessions.stop(id, SessionKind.Terminal));
+    return SessionResponse.from(await this.sessions.stop(id, SessionKind.Terminal), this.urls);
   }
 }

@@ -4,13 +4,16 @@ import { NestExpressApplication } from '@nestjs/platform-express';
 import Docker from 'dockerode';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { IncomingHttpHeaders, request } from 'node:http';
 import { join } from 'node:path';
 import { DataSource } from 'typeorm';
 import { AppModule, Roles } from '../../src/app.module';
 import { BerthConfig } from '../../src/config/berth-config';
 import { HTTP_APP_OPTIONS, configureHttpApp } from '../../src/http-app';
 import { LABELS } from '../../src/platform/container-platform';
+import { hashToken } from '../../src/common/tokens';
 import { freePort, sleep } from './net';
+import { TEST_SECRET_KEY } from './test-config';
 
 /**
  * Connection URLs with the credentials scripts/ensure-services.sh generated.
@@ -70,6 +73,9 @@ export async function startBerth(env: Record<string, string> = {}, roles: Roles 
     REDIS_URL: TEST_REDIS_URL,
     QUEUE_PREFIX: `berth-test-${instance}`,
     BERTH_INSTANCE: instance,
+    BERTH_SECRET_KEY: TEST_SECRET_KEY,
+    // Tests flush activity often so assertions about it do not wait seconds.
+    ACTIVITY_FLUSH_SECONDS: '0.2',
     TERMINAL_IMAGE,
     HOST: '127.0.0.1',
     PORT: String(port),
@@ -160,4 +166,92 @@ export async function waitForStatus(base: string, id: string, statuses: string[]
     timeoutMs,
     `session ${id} to reach ${statuses.join('|')}`,
   );
+}
+
+/** A session row pointing at an upstream the test controls (no container), with a known access token. */
+export async function insertSession(options: { upstreamUrl: string | null; status?: string; kind?: string }): Promise<{ id: string; token: string }> {
+  const dataSource = new DataSource({ type: 'postgres', url: TEST_DATABASE_URL });
+  await dataSource.initialize();
+  try {
+    const token = randomBytes(32).toString('base64url');
+    const rows: { id: string }[] = await dataSource.query(
+      `INSERT INTO sessions (kind, status, image, platform, upstream_url, callback_token_hash, access_token_hash, expires_at, started_at)
+       VALUES ($1, $2, 'test/fake-upstream', 'docker', $3, $4, $5, now() + interval '1 hour', now()) RETURNING id`,
+      [options.kind ?? 'terminal', options.status ?? 'started', options.upstreamUrl, hashToken(randomBytes(32).toString('hex')), hashToken(token)],
+    );
+    return { id: rows[0].id, token };
+  } finally {
+    await dataSource.destroy();
+  }
+}
+
+/** Runs one SQL statement against the test database (for changes "another process" makes). */
+export async function sql<T = Record<string, unknown>>(query: string, params: unknown[] = []): Promise<T[]> {
+  const dataSource = new DataSource({ type: 'postgres', url: TEST_DATABASE_URL });
+  await dataSource.initialize();
+  try {
+    const result = await dataSource.query(query, params);
+    return (Array.isArray(result) && Array.isArray(result[0]) ? result[0] : result) as T[];
+  } finally {
+    await dataSource.destroy();
+  }
+}
+
+export interface RawResponse {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: string;
+}
+
+/**
+ * An HTTP request with full control of the headers, Host included: Node's
+ * resolver does not resolve `*.localhost`, so session origins are reached by
+ * connecting to 127.0.0.1 with the session's Host header, as a browser would.
+ */
+export function httpRequest(
+  url: string,
+  options: { method?: string; host?: string; headers?: Record<string, string>; body?: string | Buffer } = {},
+): Promise<RawResponse> {
+  const target = new URL(url);
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port: target.port,
+        path: `${target.pathname}${target.search}`,
+        method: options.method ?? 'GET',
+        headers: { ...(options.host ? { host: options.host } : {}), ...options.headers },
+        agent: false,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(options.body);
+  });
+}
+
+/** The gateway role on its own (standalone), in this process, forwarding API traffic to `apiUrl`. */
+export async function startGateway(apiUrl: string, env: Record<string, string> = {}): Promise<{ url: string; port: number; app: INestApplicationContext; close(): Promise<void> }> {
+  const port = Number(env.GATEWAY_PORT ?? (await freePort()));
+  const config = BerthConfig.fromEnvironment({
+    DATABASE_URL: TEST_DATABASE_URL,
+    REDIS_URL: TEST_REDIS_URL,
+    BERTH_SECRET_KEY: TEST_SECRET_KEY,
+    GATEWAY_HOST: '127.0.0.1',
+    GATEWAY_PORT: String(port),
+    GATEWAY_API_UPSTREAM: apiUrl,
+    PUBLIC_URL: `http://127.0.0.1:${port}`,
+    RUN_MIGRATIONS_ON_START: 'false',
+    ACTIVITY_FLUSH_SECONDS: '0.2',
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'error',
+    ...env,
+  });
+  const app = await NestFactory.createApplicationContext(AppModule.forRoot(config, { api: false, worker: false, gateway: true }), { logger: ['error'] });
+  await app.init();
+  return { url: `http://127.0.0.1:${port}`, port, app, close: () => app.close() };
 }

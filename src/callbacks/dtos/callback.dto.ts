@@ -1,22 +1,40 @@
-import { ApiProperty } from '@nestjs/swagger';
-import { IsIn, IsString, IsUrl, IsUUID, MaxLength } from 'class-validator';
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { IsIn, IsOptional, IsString, IsUrl, IsUUID, MaxLength, ValidateIf } from 'class-validator';
 
-export class TunnelCallbackDto {
-  @ApiProperty({ format: 'uuid', description: 'The session id (named terminal_id as in the seed API).' })
-  @IsUUID()
-  terminal_id: string;
+/**
+ * Callbacks name the session `session_id`; `terminal_id` (the Terminal Server
+ * seed's name) is accepted too. One of the two is required.
+ */
+abstract class SessionCallbackDto {
+  @ApiPropertyOptional({ format: 'uuid', description: 'The session id.' })
+  @ValidateIf((body: SessionCallbackDto) => body.terminal_id === undefined)
+  @IsUUID(undefined, { message: 'session_id must be a UUID' })
+  session_id?: string;
 
-  @ApiProperty({ example: 'http://127.0.0.1:40123/', description: 'Where the session server listens.' })
-  @MaxLength(2048)
-  @IsUrl({ require_tld: false, require_protocol: true, protocols: ['http', 'https'] })
-  tunnel_url: string;
+  @ApiPropertyOptional({ format: 'uuid', description: 'Alias of session_id (the seed API name).' })
+  @ValidateIf((body: SessionCallbackDto) => body.session_id === undefined || body.terminal_id !== undefined)
+  @IsUUID(undefined, { message: 'terminal_id must be a UUID' })
+  terminal_id?: string;
+
+  get sessionId(): string {
+    return (this.session_id ?? this.terminal_id)!;
+  }
 }
 
-export class StatusCallbackDto {
-  @ApiProperty({ format: 'uuid' })
-  @IsUUID()
-  terminal_id: string;
+export class TunnelCallbackDto extends SessionCallbackDto {
+  @ApiPropertyOptional({
+    example: 'http://127.0.0.1:40123/',
+    description:
+      'Accepted for compatibility and ignored: the gateway reaches the session at the address the platform assigned, ' +
+      'never at one the container reports.',
+  })
+  @IsOptional()
+  @MaxLength(2048)
+  @IsUrl({ require_tld: false, require_protocol: true, protocols: ['http', 'https'] })
+  tunnel_url?: string;
+}
 
+export class StatusCallbackDto extends SessionCallbackDto {
   @ApiProperty({ enum: ['failed'], description: 'A container can only report failure; readiness is the tunnel callback.' })
   @IsIn(['failed'])
   status: 'failed';

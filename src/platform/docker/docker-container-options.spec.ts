@@ -1,3 +1,4 @@
+import { testConfig } from '../../../test/support/test-config';
 import { BerthConfig } from '../../config/berth-config';
 import { SessionKind } from '../../sessions/session-status';
 import { LABELS, sessionContainerName } from '../container-platform';
@@ -6,7 +7,7 @@ import { buildContainerOptions } from './docker-container-options';
 const spec = { sessionId: '7a3c1c9e-1f0e-4a51-9d0a-3f1a6b2c9d11', kind: SessionKind.Terminal, image: 'berth/terminal:latest', env: { BERTH_SESSION_ID: 'x' } };
 
 describe('Docker container options', () => {
-  const config = BerthConfig.fromEnvironment({ SESSION_MEMORY_MB: '128', SESSION_CPUS: '0.25', SESSION_PIDS_LIMIT: '64', BERTH_INSTANCE: 'prod' });
+  const config = testConfig({ SESSION_MEMORY_MB: '128', SESSION_CPUS: '0.25', SESSION_PIDS_LIMIT: '64', BERTH_INSTANCE: 'prod' });
   const options = buildContainerOptions('prod-terminal-x', spec, config, { BERTH_PORT: '0' });
 
   it('hardens every session container', () => {
@@ -42,7 +43,7 @@ describe('Docker container options', () => {
 
   it('uses the configured network mode', () => {
     expect(options.HostConfig!.NetworkMode).toBe('host');
-    const compose = BerthConfig.fromEnvironment({ DOCKER_NETWORK: 'berth_sessions' });
+    const compose = testConfig({ DOCKER_NETWORK: 'berth_sessions' });
     expect(buildContainerOptions('n', spec, compose, {}).HostConfig!.NetworkMode).toBe('berth_sessions');
   });
 

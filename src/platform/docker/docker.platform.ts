@@ -36,17 +36,20 @@ const STOP_GRACE_SECONDS = 3;
 @Injectable()
 export class DockerPlatform implements ContainerPlatform {
   readonly name = 'docker' as const;
+  readonly requiresHostPort: boolean;
   private readonly logger = new Logger(DockerPlatform.name);
   private readonly docker: Docker;
 
   constructor(private readonly config: BerthConfig) {
     const { socketPath, apiVersion } = config.platform.docker;
     this.docker = new Docker({ socketPath, version: apiVersion });
+    this.requiresHostPort = config.platform.docker.network === 'host';
   }
 
   async start(spec: SessionContainerSpec, attempt = 1): Promise<StartedContainer> {
-    const name = sessionContainerName(this.config.platform.instance, spec.kind, spec.sessionId);
-    const options = buildContainerOptions(name, spec, this.config, this.networkEnv(name));
+    const name = this.containerName(spec);
+    const network = this.networkOf(name, spec);
+    const options = buildContainerOptions(name, spec, this.config, network.env);
     let adopted = false;
     let container: Docker.Container;
     try {
@@ -74,6 +77,10 @@ export class DockerPlatform implements ContainerPlatform {
       if (statusOf(error) !== 304) throw toPlatformError(error, `starting container ${name}`, spec.image);
     }
     return { containerId: container.id, containerName: name, state: { containerName: name, containerId: container.id }, adopted };
+  }
+
+  upstreamUrlFor(spec: SessionContainerSpec): string {
+    return this.networkOf(this.containerName(spec), spec).upstreamUrl;
   }
 
   async stop(ref: ContainerRef): Promise<void> {
@@ -136,19 +143,25 @@ export class DockerPlatform implements ContainerPlatform {
     }
   }
 
-  /** The variables that tell the session server where to listen and what URL to report. */
-  private networkEnv(containerName: string): Record<string, string> {
-    const { network, advertiseHost, containerPort } = this.config.platform.docker;
+  /**
+   * Where the agent listens and where the gateway reaches it. Host
+   * networking: the port Berth allocated (spec.hostPort) on
+   * DOCKER_SESSION_HOST. A named network: the fixed port, by container name.
+   */
+  private networkOf(containerName: string, spec: SessionContainerSpec): { env: Record<string, string>; upstreamUrl: string } {
+    const { network, sessionHost, containerPort } = this.config.platform.docker;
     if (network === 'host') {
-      // Port 0: the kernel picks a free port, so concurrent sessions on one host
-      // can never collide and no allocator has to be kept in sync.
+      if (!spec.hostPort) throw new PlatformError('host networking needs a host port allocated by Berth', false);
       return {
-        BERTH_LISTEN_HOST: isLoopback(advertiseHost) ? '127.0.0.1' : '0.0.0.0',
-        BERTH_PORT: '0',
-        BERTH_ADVERTISE_HOST: advertiseHost,
+        env: { BERTH_LISTEN_HOST: isLoopback(sessionHost) ? '127.0.0.1' : '0.0.0.0', BERTH_PORT: String(spec.hostPort) },
+        upstreamUrl: `http://${sessionHost}:${spec.hostPort}`,
       };
     }
-    return { BERTH_LISTEN_HOST: '0.0.0.0', BERTH_PORT: String(containerPort), BERTH_ADVERTISE_HOST: containerName };
+    return { env: { BERTH_LISTEN_HOST: '0.0.0.0', BERTH_PORT: String(containerPort) }, upstreamUrl: `http://${containerName}:${containerPort}` };
+  }
+
+  private containerName(spec: SessionContainerSpec): string {
+    return sessionContainerName(this.config.platform.instance, spec.kind, spec.sessionId);
   }
 
   private nameOf(ref: ContainerRef): string {

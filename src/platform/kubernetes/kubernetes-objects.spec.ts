@@ -1,3 +1,4 @@
+import { testConfig } from '../../../test/support/test-config';
 import { Pod, Service } from 'kubernetes-models/v1';
 import { BerthConfig } from '../../config/berth-config';
 import { parseEnvironment } from '../../config/environment';
@@ -10,7 +11,7 @@ const DNS_1035_LABEL = /^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
 
 function configFor(env: Record<string, string> = {}): BerthConfig {
-  return new BerthConfig(parseEnvironment({ CONTAINER_PLATFORM: 'kubernetes', ...env }));
+  return testConfig({ CONTAINER_PLATFORM: 'kubernetes', ...env });
 }
 
 const spec: SessionContainerSpec = {
@@ -24,7 +25,7 @@ function build(env: Record<string, string> = {}) {
   const config = configFor(env);
   const podName = sessionContainerName(config.platform.instance, spec.kind, spec.sessionId);
   const serviceName = sessionServiceName(podName);
-  const pod = makeSessionPod(podName, spec, config, sessionNetworkEnv(serviceName, config));
+  const pod = makeSessionPod(podName, spec, config, sessionNetworkEnv(config));
   const service = makeSessionService(serviceName, spec, config, { name: podName, uid: '5d7c0a8e-1111-2222-3333-444455556666' });
   return { config, podName, serviceName, pod, service };
 }
@@ -107,14 +108,13 @@ describe('makeSessionPod', () => {
   });
 
   it('passes the session env and lets the network env win', () => {
-    const { pod, serviceName } = build();
+    const { pod } = build();
     const env = Object.fromEntries(pod.spec!.containers[0].env!.map((entry) => [entry.name, entry.value]));
     expect(env).toEqual({
       BERTH_SESSION_ID: spec.sessionId,
       BERTH_CALLBACK_TOKEN: 'secret',
       BERTH_LISTEN_HOST: '0.0.0.0',
       BERTH_PORT: '7681',
-      BERTH_ADVERTISE_HOST: `${serviceName}.berth-sessions.svc`,
     });
     expect(pod.spec!.containers[0].ports).toEqual([{ name: 'http', containerPort: 7681, protocol: 'TCP' }]);
     expect(pod.spec!.containers[0].image).toBe('berth/terminal:latest');

@@ -48,13 +48,17 @@ export function sessionServiceName(podName: string): string {
   return `${prefix}-${hash}`;
 }
 
-/** The variables that tell the session server where to listen and what URL to report. */
-export function sessionNetworkEnv(serviceName: string, config: BerthConfig): Record<string, string> {
-  return {
-    BERTH_LISTEN_HOST: '0.0.0.0',
-    BERTH_PORT: String(config.platform.docker.containerPort),
-    BERTH_ADVERTISE_HOST: `${serviceName}.${config.platform.kubernetes.namespace}.svc`,
-  };
+/** The variables that tell the session agent where to listen: every pod has its own address. */
+export function sessionNetworkEnv(config: BerthConfig): Record<string, string> {
+  return { BERTH_LISTEN_HOST: '0.0.0.0', BERTH_PORT: String(config.platform.docker.containerPort) };
+}
+
+/** Where the gateway reaches a pod's agent: the pod's own IP, once it has one. */
+export function podUpstreamUrl(pod: V1Pod, config: BerthConfig): string | null {
+  const ip = pod.status?.podIP;
+  if (!ip) return null;
+  const host = ip.includes(':') ? `[${ip}]` : ip;
+  return `http://${host}:${config.platform.docker.containerPort}`;
 }
 
 /**

@@ -1,3 +1,4 @@
+import { testConfig } from '../../../test/support/test-config';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Test } from '@nestjs/testing';
@@ -44,7 +45,7 @@ function kubeConfigFor(server: string, token = TOKEN): KubeConfig {
   return kc;
 }
 
-const config = new BerthConfig(parseEnvironment({ CONTAINER_PLATFORM: 'kubernetes' }));
+const config = testConfig({ CONTAINER_PLATFORM: 'kubernetes' });
 
 function specFor(sessionId: string): SessionContainerSpec {
   return {
@@ -104,13 +105,13 @@ describe('KubernetesPlatform against a fake API server', () => {
       // What went over the wire is exactly what the pure builders produced:
       // nothing dropped or renamed by the client's serializer.
       const [podRequest, serviceRequest] = api.requests;
-      expect(podRequest.body).toEqual(JSON.parse(JSON.stringify(makeSessionPod(podName, spec, config, sessionNetworkEnv(serviceName, config)))));
+      expect(podRequest.body).toEqual(JSON.parse(JSON.stringify(makeSessionPod(podName, spec, config, sessionNetworkEnv(config)))));
       expect(serviceRequest.body).toEqual(
         JSON.parse(JSON.stringify(makeSessionService(serviceName, spec, config, { name: podName, uid: pod.metadata.uid! }))),
       );
       const sentPod = podRequest.body as { spec: { containers: { env: { name: string; value: string }[] }[] } };
       const env = Object.fromEntries(sentPod.spec.containers[0].env.map((e) => [e.name, e.value]));
-      expect(env).toMatchObject({ BERTH_PORT: '7681', BERTH_ADVERTISE_HOST: `${serviceName}.${NS}.svc`, BERTH_CALLBACK_TOKEN: 'cb-secret' });
+      expect(env).toMatchObject({ BERTH_PORT: '7681', BERTH_LISTEN_HOST: '0.0.0.0', BERTH_CALLBACK_TOKEN: 'cb-secret' });
       expect(api.get('services', NS, serviceName)?.metadata.ownerReferences).toEqual([
         expect.objectContaining({ kind: 'Pod', name: podName, uid: pod.metadata.uid }),
       ]);
@@ -295,7 +296,7 @@ describe('KubernetesPlatform against a fake API server', () => {
     it('sends the ownership label selector and returns only this instance’s pods', async () => {
       await platform.start(spec);
       await platform.start(specFor('22222222-3333-4444-8555-666666666666'));
-      const otherInstance = new BerthConfig(parseEnvironment({ BERTH_INSTANCE: 'other' }));
+      const otherInstance = testConfig({ BERTH_INSTANCE: 'other' });
       const foreign = makeSessionPod('other-terminal-x', specFor('33333333-4444-4555-8666-777777777777'), otherInstance, {});
       api.put('pods', NS, foreign);
       api.put('pods', NS, { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'unrelated', labels: { app: 'x' } } });

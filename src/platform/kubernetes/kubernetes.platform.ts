@@ -18,6 +18,7 @@ import {
   TERMINATION_GRACE_SECONDS,
   makeSessionPod,
   makeSessionService,
+  podUpstreamUrl,
   sessionNetworkEnv,
   sessionServiceName,
 } from './kubernetes-objects';
@@ -59,6 +60,7 @@ const LIST_PAGE_SIZE = 500;
 @Injectable()
 export class KubernetesPlatform implements ContainerPlatform {
   readonly name = 'kubernetes' as const;
+  readonly requiresHostPort = false;
   private readonly logger = new Logger(KubernetesPlatform.name);
   private readonly core: CoreV1Api;
   private readonly namespace: string;
@@ -76,6 +78,11 @@ export class KubernetesPlatform implements ContainerPlatform {
     }
     this.core = kc.makeApiClient(client.CoreV1Api);
     this.namespace = config.platform.kubernetes.namespace;
+  }
+
+  /** A pod's address is known only once it is scheduled: `poll` reports it. */
+  upstreamUrlFor(): null {
+    return null;
   }
 
   async start(spec: SessionContainerSpec): Promise<StartedContainer> {
@@ -119,6 +126,10 @@ export class KubernetesPlatform implements ContainerPlatform {
     const pod = await this.readPod(name, namespace);
     if (!pod) return { state: 'gone' };
     const status = podStatus(pod);
+    if (status.state === 'running') {
+      const upstreamUrl = podUpstreamUrl(pod, this.config);
+      return upstreamUrl ? { state: 'running', upstreamUrl } : status;
+    }
     if (status.state === 'exited' && terminatedState(pod)) {
       const tail = await this.logTail(name, namespace);
       if (tail) return { ...status, reason: `${status.reason}; last output: ${tail}`.slice(0, 1000) };
@@ -169,7 +180,7 @@ export class KubernetesPlatform implements ContainerPlatform {
     serviceName: string,
     spec: SessionContainerSpec,
   ): Promise<{ pod: V1Pod; adopted: boolean }> {
-    const body = makeSessionPod(name, spec, this.config, sessionNetworkEnv(serviceName, this.config));
+    const body = makeSessionPod(name, spec, this.config, sessionNetworkEnv(this.config));
     for (let attempt = 1; attempt <= MAX_CREATE_ATTEMPTS; attempt++) {
       try {
         return { pod: await this.core.createNamespacedPod({ namespace: this.namespace, body }), adopted: false };

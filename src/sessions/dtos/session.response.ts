@@ -1,6 +1,7 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { SessionKind, SessionStatus } from '../session-status';
 import { Session } from '../session.entity';
+import { SessionUrls } from '../session-urls';
 
 /** The public shape of a session; field names follow the Terminal Server seed API. */
 export class SessionResponse {
@@ -13,8 +14,25 @@ export class SessionResponse {
   @ApiProperty({ enum: SessionStatus })
   status: SessionStatus;
 
-  @ApiProperty({ type: String, nullable: true, description: 'Where the session is reached; set when status becomes started.' })
+  @ApiProperty({
+    type: String,
+    nullable: true,
+    example: 'http://550e8400-e29b-41d4-a716-446655440000.localhost:3000/',
+    description:
+      'The session on its own origin, through the gateway: open `tunnel_url?token=<access_token>` in a browser ' +
+      '(the token becomes a cookie for this origin only). Set once the session is `started`.',
+  })
   tunnel_url: string | null;
+
+  @ApiProperty({
+    type: String,
+    nullable: true,
+    example: 'http://127.0.0.1:3000/s/550e8400-e29b-41d4-a716-446655440000/',
+    description:
+      'The same session under PUBLIC_URL, for programs that cannot resolve per-session host names. ' +
+      'Takes `Authorization: Bearer <access_token>` or `?token=`; never uses cookies. Set once `started`.',
+  })
+  path_url: string | null;
 
   @ApiProperty({ type: String, nullable: true })
   container_id: string | null;
@@ -40,12 +58,14 @@ export class SessionResponse {
   @ApiProperty({ type: String, format: 'date-time', nullable: true, description: 'When the session ended.' })
   deleted_at: string | null;
 
-  static from(session: Session): SessionResponse {
+  static from(session: Session, urls: SessionUrls): SessionResponse {
+    const started = session.status === SessionStatus.Started;
     return {
       id: session.id,
       kind: session.kind,
       status: session.status,
-      tunnel_url: session.tunnelUrl,
+      tunnel_url: started ? urls.pageUrl(session.id) : null,
+      path_url: started ? urls.pathUrl(session.id) : null,
       container_id: session.containerId,
       container_name: session.containerName,
       error_message: session.errorMessage,

@@ -1,0 +1,30 @@
+import 'reflect-metadata';
+import { NestFactory } from '@nestjs/core';
+import { AppModule } from './app.module';
+import { createLogger } from './common/logger';
+import { BerthConfig } from './config/berth-config';
+import { handleShutdownSignals } from './shutdown';
+
+/**
+ * The gateway entry point: all session traffic on GATEWAY_PORT (the port in
+ * PUBLIC_URL), everything else forwarded to the API at GATEWAY_API_UPSTREAM.
+ * Needs Postgres only.
+ */
+async function bootstrap(): Promise<void> {
+  let config: BerthConfig;
+  try {
+    config = BerthConfig.fromEnvironment();
+  } catch (error) {
+    console.error((error as Error).message);
+    process.exit(1);
+  }
+  const logger = createLogger(config);
+  const app = await NestFactory.createApplicationContext(AppModule.forRoot(config, { api: false, worker: false, gateway: true }), { logger });
+  handleShutdownSignals(app, config.shutdownTimeoutMs, logger);
+  await app.init();
+}
+
+bootstrap().catch((error: Error) => {
+  console.error(`Berth gateway failed to start: ${error.message}`);
+  process.exit(1);
+});
