@@ -1,5 +1,5 @@
 // Berth terminal page: xterm.js attached to the server's /ws endpoint.
-// Protocol (see server.py): we send JSON text frames {"type":"input"|"resize"} or binary
+// Protocol (session-agent/internal/terminal): we send JSON text frames {"type":"input"|"resize"} or binary
 // input; the server sends binary PTY output, replaying its scrollback on every connect.
 (function () {
   'use strict';
