@@ -68,7 +68,9 @@ describe('bad input gets a clear 4xx', () => {
   });
 
   it.each([
-    ['tunnel', {}, /terminal_id must be a UUID/],
+    ['tunnel', {}, /session_id must be a UUID/],
+    ['tunnel', { session_id: 'nope' }, /session_id must be a UUID/],
+    ['tunnel', { terminal_id: 'nope' }, /terminal_id must be a UUID/],
     ['tunnel', { terminal_id: randomUUID(), tunnel_url: 'javascript:alert(1)' }, /tunnel_url must be a URL address/],
     ['status', { terminal_id: randomUUID(), status: 'started', error_message: 'x' }, /status must be one of the following values: failed/],
     ['status', { terminal_id: randomUUID(), status: 'failed' }, /error_message must be a string/],

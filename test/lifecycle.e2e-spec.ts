@@ -2,11 +2,14 @@ import { getQueueToken } from '@nestjs/bullmq';
 import { Queue } from 'bullmq';
 import WebSocket from 'ws';
 import { JobName, QueueName, jobId } from '../src/provisioning/jobs';
-import { Berth, api, containersOf, eventually, resetDatabase, startBerth, waitForStatus } from './support/berth-harness';
+import { Berth, api, containersOf, eventually, httpRequest, resetDatabase, sql, startBerth, waitForStatus } from './support/berth-harness';
 
-/** Connects to the terminal's WebSocket, types a command, and resolves with everything the shell printed. */
-async function runInTerminal(tunnelUrl: string, token: string, command: string, expect: string): Promise<string> {
-  const wsUrl = new URL('ws', tunnelUrl.replace(/^http/, 'ws')).toString();
+/**
+ * Connects to the terminal's WebSocket through the gateway's path form (what a
+ * program uses), types a command, and resolves with everything the shell printed.
+ */
+async function runInTerminal(pathUrl: string, token: string, command: string, expect: string): Promise<string> {
+  const wsUrl = `${pathUrl.replace(/^http/, 'ws')}ws`;
   const socket = new WebSocket(wsUrl, { headers: { Authorization: `Bearer ${token}` } });
   let output = '';
   try {
@@ -55,7 +58,10 @@ describe('terminal session lifecycle (real Postgres, Redis, Docker)', () => {
 
     const started = await waitForStatus(berth.url, id, ['started', 'failed']);
     expect(started).toMatchObject({ status: 'started', error_message: null });
-    expect(started.tunnel_url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/);
+    // Both URLs are the gateway's, on PUBLIC_URL's port: never the container's own address.
+    const port = new URL(berth.url).port;
+    expect(started.tunnel_url).toBe(`http://${id}.localhost:${port}/`);
+    expect(started.path_url).toBe(`${berth.url}/s/${id}/`);
     expect(started.container_name).toBe(`${berth.instance}-terminal-${id}`);
     expect(started.started_at).not.toBeNull();
     // The access token is never stored or shown again.
@@ -65,36 +71,45 @@ describe('terminal session lifecycle (real Postgres, Redis, Docker)', () => {
     expect(containers).toHaveLength(1);
     expect(containers[0].Id).toBe(started.container_id);
 
-    // The terminal refuses strangers and serves the page to the token holder.
-    const anonymous = await fetch(started.tunnel_url);
+    // The terminal refuses strangers and serves the page to the token holder, on its own origin.
+    const host = `${id}.localhost:${port}`;
+    const anonymous = await httpRequest(`${berth.url}/`, { host });
     expect(anonymous.status).toBe(401);
-    const withToken = await fetch(`${started.tunnel_url}?token=${token}`, { redirect: 'manual' });
+    const withToken = await httpRequest(`${berth.url}/?token=${token}`, { host });
     expect(withToken.status).toBe(303);
-    const cookie = withToken.headers.get('set-cookie') ?? '';
+    const cookie = String(withToken.headers['set-cookie']);
     expect(cookie).toMatch(/HttpOnly/i);
-    const page = await fetch(started.tunnel_url, { headers: { cookie: cookie.split(';')[0] } });
+    const page = await httpRequest(`${berth.url}/`, { host, headers: { cookie: cookie.split(';')[0] } });
     expect(page.status).toBe(200);
-    expect(await page.text()).toContain('xterm');
+    expect(page.body).toContain('xterm');
+
+    // The container's own port answers nobody without the session's upstream secret.
+    const [{ host_port: hostPort }] = await sql<{ host_port: number }>('SELECT host_port FROM sessions WHERE id = $1', [id]);
+    for (const credentials of [{}, { authorization: `Bearer ${token}` }, { 'x-berth-secret': token }]) {
+      expect((await httpRequest(`http://127.0.0.1:${hostPort}/`, { headers: credentials })).status).toBe(401);
+    }
 
     const marker = `berth-${Math.floor(Math.random() * 1e9)}`;
-    await runInTerminal(started.tunnel_url, token, `echo ${marker}`, marker);
-    // The user's shell cannot read the container's callback secret from any process.
+    await runInTerminal(started.path_url, token, `echo ${marker}`, marker);
+    // The user's shell cannot read the container's secrets from any process.
     await runInTerminal(
-      started.tunnel_url,
+      started.path_url,
       token,
-      `echo leaks-$(cat /proc/[0-9]*/environ 2>/dev/null | tr '\\0' '\\n' | grep -c '^BERTH_CALLBACK_TOKEN=')`,
+      `echo leaks-$(cat /proc/[0-9]*/environ 2>/dev/null | tr '\\0' '\\n' | grep -c '^BERTH_')`,
       'leaks-0',
     );
-    // Orphans re-parented to the session server (PID 1) are reaped, not left as zombies.
-    await runInTerminal(started.tunnel_url, token, `bash -c 'sleep 0.2 &'; sleep 0.6; echo zombies-$(ps -eo stat= | grep -c '^Z')`, 'zombies-0');
+    // Orphans re-parented to the session agent (PID 1) are reaped, not left as zombies.
+    await runInTerminal(started.path_url, token, `bash -c 'sleep 0.2 &'; sleep 0.6; echo zombies-$(ps -eo stat= | grep -c '^Z')`, 'zombies-0');
     // A wrong token gets no shell.
-    await expect(runInTerminal(started.tunnel_url, 'not-the-token', 'echo x', 'x')).rejects.toThrow(/401/);
+    await expect(runInTerminal(started.path_url, 'not-the-token-but-long-enough-to-look-like-one', 'echo x', 'x')).rejects.toThrow(/401/);
 
     const deleted = await api(berth.url, 'DELETE', `/api/v1/terminals/${id}`);
     expect(deleted.status).toBe(200);
     expect(deleted.body.status).toBe('stopped');
     expect(deleted.body.deleted_at).not.toBeNull();
     await eventually(async () => (await containersOf(berth.instance, id)).length === 0, 15_000, 'container removal');
+    // Its port is free for the next session once the container is gone.
+    await eventually(async () => (await sql('SELECT host_port FROM sessions WHERE id = $1', [id]))[0].host_port === null, 5_000, 'port release');
     // Its expiry job, now pointless, is gone from Redis too.
     const lifecycle = berth.app.get<Queue>(getQueueToken(QueueName.Lifecycle));
     await eventually(async () => !(await lifecycle.getJob(jobId(JobName.ExpireSession, id))), 5_000, 'expiry job removal');
@@ -112,7 +127,7 @@ describe('terminal session lifecycle (real Postgres, Redis, Docker)', () => {
     const waited = await api(berth.url, 'GET', `/api/v1/terminals/${body.id}?wait_seconds=20`);
     expect(waited.status).toBe(200);
     expect(waited.body.status).toBe('started');
-    expect(waited.body.tunnel_url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/);
+    expect(waited.body.tunnel_url).toBe(`http://${body.id}.localhost:${new URL(berth.url).port}/`);
     // Answered when the callback landed, not at the end of the wait.
     expect(Date.now() - asked).toBeLessThan(10_000);
     // A settled session is answered at once.

@@ -16,6 +16,7 @@ import {
   sleep,
   waitForStatus,
 } from './support/berth-harness';
+import { TEST_SECRET_KEY } from './support/test-config';
 import { TEST_IMAGES } from './support/test-images';
 
 const DIST = join(__dirname, '..', 'dist', 'src');
@@ -25,9 +26,17 @@ interface Running {
   output: () => string;
 }
 
-function run(entry: 'main.js' | 'worker.js', env: Record<string, string>): Running {
+function run(entry: 'main.js' | 'worker.js' | 'gateway.js', env: Record<string, string>): Running {
   const child = spawn(process.execPath, [join(DIST, entry)], {
-    env: { PATH: process.env.PATH, DATABASE_URL: TEST_DATABASE_URL, REDIS_URL: TEST_REDIS_URL, TERMINAL_IMAGE, LOG_FORMAT: 'json', ...env },
+    env: {
+      PATH: process.env.PATH,
+      DATABASE_URL: TEST_DATABASE_URL,
+      REDIS_URL: TEST_REDIS_URL,
+      BERTH_SECRET_KEY: TEST_SECRET_KEY,
+      TERMINAL_IMAGE,
+      LOG_FORMAT: 'json',
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
@@ -57,6 +66,12 @@ describe('entry points: start-up checks and graceful shutdown (built dist/)', ()
     expect(code).toBe(1);
     expect(output()).toMatch(/PORT="eighty"/);
     expect(output()).toMatch(/CONTAINER_PLATFORM="nomad"/);
+    // No secret key, no start: there is no safe default for it.
+    for (const entry of ['main.js', 'worker.js', 'gateway.js'] as const) {
+      const started = run(entry, { BERTH_SECRET_KEY: '' });
+      expect((await exitOf(started.child, 15_000)).code).toBe(1);
+      expect(started.output()).toMatch(/BERTH_SECRET_KEY.*at least 32 characters/);
+    }
   });
 
   it('the worker stops on SIGTERM, handing an in-flight provisioning job back to the queue', async () => {
