@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Stops the API and worker started by quickstart (SIGTERM: they finish
+# Stops the gateway, API and worker started by quickstart (SIGTERM: they finish
 # in-flight work, then exit). Session containers are left to their TTL.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 quiet=${1:-}
-for name in api worker; do
+for name in gateway api worker; do
   pidfile=".berth/$name.pid"
   [ -f "$pidfile" ] || continue
   pid=$(cat "$pidfile")

@@ -2,7 +2,7 @@ import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
 import { AppModule } from './app.module';
 import { createLogger } from './common/logger';
-import { BerthConfig } from './config/berth-config';
+import { loadConfigOrExit } from './config/load-config';
 import { handleShutdownSignals } from './shutdown';
 
 /**
@@ -11,13 +11,7 @@ import { handleShutdownSignals } from './shutdown';
  * Needs Postgres only.
  */
 async function bootstrap(): Promise<void> {
-  let config: BerthConfig;
-  try {
-    config = BerthConfig.fromEnvironment();
-  } catch (error) {
-    console.error((error as Error).message);
-    process.exit(1);
-  }
+  const config = loadConfigOrExit();
   const logger = createLogger(config);
   const app = await NestFactory.createApplicationContext(AppModule.forRoot(config, { api: false, worker: false, gateway: true }), { logger });
   handleShutdownSignals(app, config.shutdownTimeoutMs, logger);

@@ -3,19 +3,13 @@ import { NestFactory } from '@nestjs/core';
 import { NestExpressApplication } from '@nestjs/platform-express';
 import { AppModule } from './app.module';
 import { createLogger } from './common/logger';
-import { BerthConfig } from './config/berth-config';
+import { loadConfigOrExit } from './config/load-config';
 import { HTTP_APP_OPTIONS, configureHttpApp } from './http-app';
 import { handleShutdownSignals } from './shutdown';
 
 /** The API entry point. With RUN_WORKER_IN_API=true it also runs the worker (dev mode). */
 async function bootstrap(): Promise<void> {
-  let config: BerthConfig;
-  try {
-    config = BerthConfig.fromEnvironment();
-  } catch (error) {
-    console.error((error as Error).message);
-    process.exit(1);
-  }
+  const config = loadConfigOrExit();
   const logger = createLogger(config);
   const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config, { api: true, worker: config.runWorkerInApi }), {
     ...HTTP_APP_OPTIONS,

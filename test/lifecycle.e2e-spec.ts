@@ -85,7 +85,8 @@ describe('terminal session lifecycle (real Postgres, Redis, Docker)', () => {
 
     // The container's own port answers nobody without the session's upstream secret.
     const [{ host_port: hostPort }] = await sql<{ host_port: number }>('SELECT host_port FROM sessions WHERE id = $1', [id]);
-    for (const credentials of [{}, { authorization: `Bearer ${token}` }, { 'x-berth-secret': token }]) {
+    const attempts: Record<string, string>[] = [{}, { authorization: `Bearer ${token}` }, { 'x-berth-secret': token }];
+    for (const credentials of attempts) {
       expect((await httpRequest(`http://127.0.0.1:${hostPort}/`, { headers: credentials })).status).toBe(401);
     }
 

@@ -33,6 +33,8 @@ function run(entry: 'main.js' | 'worker.js' | 'gateway.js', env: Record<string, 
       DATABASE_URL: TEST_DATABASE_URL,
       REDIS_URL: TEST_REDIS_URL,
       BERTH_SECRET_KEY: TEST_SECRET_KEY,
+      // Not the developer's .env (quickstart writes one in the checkout): only what the test sets.
+      BERTH_ENV_FILE: '/dev/null',
       TERMINAL_IMAGE,
       LOG_FORMAT: 'json',
       ...env,

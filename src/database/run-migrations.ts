@@ -1,11 +1,11 @@
 import { DataSource } from 'typeorm';
-import { BerthConfig } from '../config/berth-config';
+import { loadConfigOrExit } from '../config/load-config';
 import { dataSourceOptions } from './data-source-options';
 import { runMigrationsLocked } from './migrate';
 
 /** `npm run migration:run`: apply pending migrations and exit. */
 async function main(): Promise<void> {
-  const config = BerthConfig.fromEnvironment();
+  const config = loadConfigOrExit();
   const dataSource = new DataSource(dataSourceOptions(config));
   await dataSource.initialize();
   try {
