@@ -7,7 +7,8 @@
 //   smoke-helper.js wait PORT SECRET             wait until /.berth/health answers 200
 //   smoke-helper.js session PORT SECRET SID      HTTP, auth and WebSocket checks (bound)
 //   smoke-helper.js pool PORT POOL SECRET SID CB checks of an unbound container and its bind
-//   smoke-helper.js hold PORT SECRET             attach, print "open", then the close code
+//   smoke-helper.js hold PORT SECRET [MS]        attach, print "open", then the close code
+//                                                (gives up after MS, default 10000)
 // Check lines are "ok   name" / "FAIL name (detail)"; the exit code is 1 if any failed.
 'use strict';
 const http = require('node:http');
@@ -125,8 +126,8 @@ async function session(port, secret, sid) {
   a.input('echo "who-$(id -u)-$HOME-$TERM-$PWD"\r');
   check('shell runs as uid 1000 in /home/berth with TERM=xterm-256color',
     await a.until('who-1000-/home/berth-xterm-256color-/home/berth'), a.out.slice(-200));
-  a.input('echo "vars-$(env | grep -c ^BERTH_)-end"\r');
-  check('the shell sees no BERTH_ variables', await a.until('vars-0-end'), a.out.slice(-200));
+  a.input('echo "vars-$(env | grep -cE "^(BERTH_|GOMAXPROCS=)")-end"\r');
+  check('the shell sees no BERTH_ variables (nor the agent\'s GOMAXPROCS)', await a.until('vars-0-end'), a.out.slice(-200));
   a.input('cat /proc/1/environ >/dev/null 2>&1 && echo environ-READ || echo environ-$((6*7))\r');
   check('the shell cannot read /proc/1/environ', await a.until('environ-42'), a.out.slice(-200));
   a.input('echo ro-$(touch /x 2>/dev/null && echo writable || echo $((1+1)))\r');
@@ -209,7 +210,8 @@ async function main() {
     case 'hold': {
       const c = await connect(args[0], args[1]);
       console.log('open');
-      console.log(await c.closeCode(10000));
+      console.log(await c.closeCode(Number(args[2] || 10000)));
+      c.ws.terminate();
       return;
     }
     default:

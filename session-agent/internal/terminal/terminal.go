@@ -158,9 +158,16 @@ func (t *Terminal) startShell() error {
 }
 
 // shellEnv: the container's environment without BERTH_* (the callback token must never
-// reach the user), plus what a login shell on a terminal expects.
+// reach the user) and without the agent's GOMAXPROCS (the image sets it for the agent, not
+// for the user's Go programs), plus what a login shell on a terminal expects.
 func (t *Terminal) shellEnv() []string {
 	env := agent.ScrubbedEnv()
+	for i := 0; i < len(env); i++ {
+		if strings.HasPrefix(env[i], "GOMAXPROCS=") {
+			env = append(env[:i], env[i+1:]...)
+			i--
+		}
+	}
 	set := func(key, value string, override bool) {
 		for i, kv := range env {
 			if strings.HasPrefix(kv, key+"=") {
