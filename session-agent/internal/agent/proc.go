@@ -5,7 +5,9 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"syscall"
+	"time"
 )
 
 const (
@@ -62,4 +64,42 @@ func TuneRuntime(maxProcs, gcPercent int, memoryLimit int64) {
 	if memoryLimit > 0 && os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(memoryLimit)
 	}
+}
+
+// After a burst (a big `cat` through the terminal, a screenshot) the Go heap keeps its
+// high-water mark for minutes before the scavenger returns it; with many idle sessions per
+// host that is real memory. NoteBurst lets a kind report allocation; once at least
+// trimThreshold bytes were noted and trimQuiet passes without more, the agent returns
+// free memory to the kernel at once. Cheap: one GC of a small heap, only after bursts.
+const (
+	trimThreshold = 1 << 20
+	trimQuiet     = 5 * time.Second
+)
+
+var trimmer struct {
+	mu    sync.Mutex
+	noted int
+	timer *time.Timer
+}
+
+// NoteBurst records n bytes allocated for transient work (see above).
+func NoteBurst(n int) {
+	trimmer.mu.Lock()
+	defer trimmer.mu.Unlock()
+	trimmer.noted += n
+	if trimmer.noted < trimThreshold {
+		return
+	}
+	if trimmer.timer == nil {
+		trimmer.timer = time.AfterFunc(trimQuiet, trimMemory)
+	} else {
+		trimmer.timer.Reset(trimQuiet) // debounce: trim once the burst is over
+	}
+}
+
+func trimMemory() {
+	trimmer.mu.Lock()
+	trimmer.noted = 0
+	trimmer.mu.Unlock()
+	debug.FreeOSMemory()
 }

@@ -204,6 +204,7 @@ func (t *Terminal) readOutput(s *shell, done chan<- struct{}) {
 				c.push(data)
 			}
 			t.mu.Unlock()
+			agent.NoteBurst(n)
 		}
 		if err != nil {
 			return // EIO: every slave fd is closed; or the deadline set by awaitExit
