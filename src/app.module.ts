@@ -1,5 +1,6 @@
 import { BullModule } from '@nestjs/bullmq';
 import { DynamicModule, Module } from '@nestjs/common';
+import { BrowsersModule } from './browsers/browsers.module';
 import { CallbacksModule } from './callbacks/callbacks.module';
 import { BerthConfig } from './config/berth-config';
 import { ConfigModule } from './config/config.module';
@@ -8,6 +9,7 @@ import { GatewayModule, GatewayServerModule } from './gateway/gateway.module';
 import { HealthModule } from './health/health.module';
 import { ProvisioningWorkerModule } from './provisioning/provisioning-worker.module';
 import { SessionsApiModule } from './sessions/sessions.module';
+import { TerminalsModule } from './terminals/terminals.module';
 
 export interface Roles {
   /** Serve the HTTP API (and session traffic on the same port when RUN_GATEWAY_IN_API). */
@@ -35,7 +37,7 @@ export class AppModule {
         }),
       );
     }
-    if (roles.api) imports.push(SessionsApiModule, CallbacksModule, HealthModule);
+    if (roles.api) imports.push(SessionsApiModule, TerminalsModule, BrowsersModule, CallbacksModule, HealthModule);
     if (roles.api && config.gateway.embedded) imports.push(GatewayModule);
     if (roles.worker) imports.push(ProvisioningWorkerModule);
     if (roles.gateway) imports.push(GatewayServerModule);

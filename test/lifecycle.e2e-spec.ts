@@ -164,7 +164,23 @@ describe('terminal session lifecycle (real Postgres, Redis, Docker)', () => {
     const spec = await api(berth.url, 'GET', '/docs/openapi.json');
     expect(spec.status).toBe(200);
     expect(Object.keys(spec.body.paths).sort()).toEqual(
-      ['/api/v1/callbacks/status', '/api/v1/callbacks/tunnel', '/api/v1/terminals', '/api/v1/terminals/{id}', '/health'].sort(),
+      [
+        '/api/v1/browsers',
+        '/api/v1/browsers/{id}',
+        '/api/v1/browsers/{id}/downloads',
+        '/api/v1/browsers/{id}/downloads/{name}',
+        '/api/v1/browsers/{id}/screenshot',
+        '/api/v1/browsers/{id}/uploads',
+        '/api/v1/callbacks/status',
+        '/api/v1/callbacks/tunnel',
+        '/api/v1/profiles',
+        '/api/v1/profiles/{name}',
+        '/api/v1/sessions',
+        '/api/v1/sessions/{id}',
+        '/api/v1/terminals',
+        '/api/v1/terminals/{id}',
+        '/health',
+      ].sort(),
     );
     expect(spec.body.components.schemas.SessionResponse.properties.status.enum).toEqual([
       'pending',

@@ -1,4 +1,5 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
+import { BrowserProfilesRepository } from '../browsers/browser-profiles.repository';
 import { BerthConfig } from '../config/berth-config';
 import { CONTAINER_PLATFORM, ContainerPlatform } from '../platform/container-platform';
 import { refOf } from '../provisioning/session-provisioner.service';
@@ -11,10 +12,11 @@ export interface SweepReport {
   timedOut: number;
   vanished: number;
   orphansRemoved: number;
+  volumesRemoved: number;
 }
 
 export interface SweepProgress {
-  phase: 'expire' | 'start-timeout' | 'check-running' | 'orphans' | 'done';
+  phase: 'expire' | 'start-timeout' | 'check-running' | 'orphans' | 'volumes' | 'done';
   report: SweepReport;
 }
 
@@ -25,7 +27,7 @@ const PARALLELISM = 8;
  * Runs `fn` over `items`, `limit` at a time. One item's failure is logged and
  * does not stop the others: the next sweep retries what is left.
  */
-async function forEachLimited<T extends { sessionId?: string; id?: string }>(
+async function forEachLimited<T extends { sessionId?: string; id?: string; name?: string }>(
   items: T[],
   limit: number,
   logger: Logger,
@@ -36,7 +38,7 @@ async function forEachLimited<T extends { sessionId?: string; id?: string }>(
     while (next < items.length) {
       const item = items[next++];
       await fn(item).catch((error: Error) =>
-        logger.warn({ msg: 'cleanup step failed; the next sweep retries', sessionId: item.sessionId ?? item.id, error: error.message }),
+        logger.warn({ msg: 'cleanup step failed; the next sweep retries', sessionId: item.sessionId ?? item.id, item: item.name, error: error.message }),
       );
     }
   });
@@ -57,10 +59,11 @@ export class CleanupService {
     private readonly sessions: SessionsRepository,
     @Inject(CONTAINER_PLATFORM) private readonly platform: ContainerPlatform,
     private readonly config: BerthConfig,
+    private readonly volumes: BrowserProfilesRepository,
   ) {}
 
   async sweep(onProgress: (progress: SweepProgress) => Promise<void> | void = () => {}): Promise<SweepReport> {
-    const report: SweepReport = { expired: 0, timedOut: 0, vanished: 0, orphansRemoved: 0 };
+    const report: SweepReport = { expired: 0, timedOut: 0, vanished: 0, orphansRemoved: 0, volumesRemoved: 0 };
 
     await onProgress({ phase: 'expire', report });
     const expired = await this.sessions.expireDue();
@@ -77,6 +80,9 @@ export class CleanupService {
 
     await onProgress({ phase: 'orphans', report });
     report.orphansRemoved = await this.removeOrphans();
+
+    await onProgress({ phase: 'volumes', report });
+    report.volumesRemoved = await this.removeUnreferencedVolumes();
 
     await onProgress({ phase: 'done', report });
     if (Object.values(report).some((count) => count > 0)) this.logger.log({ msg: 'cleanup sweep', ...report });
@@ -112,6 +118,38 @@ export class CleanupService {
       await this.sessions.releaseHostPort(orphan.sessionId);
     });
     return orphans.length;
+  }
+
+  /**
+   * Removes one persistent volume (a deleted profile's). Still mounted by a
+   * container that is shutting down: thrown, so the job retries with backoff.
+   */
+  async removeVolume(volume: string): Promise<void> {
+    if ((await this.volumes.referencedVolumes()).has(volume)) {
+      this.logger.log({ msg: 'volume in use again; kept', volume });
+      return;
+    }
+    const outcome = await this.platform.removeVolume(volume);
+    if (outcome === 'in-use') throw new Error(`volume ${volume} is still mounted; will retry`);
+    this.logger.log({ msg: 'volume removed', volume, outcome });
+  }
+
+  /** Volumes this install created that no profile or live session refers to (a deletion whose job was lost). */
+  private async removeUnreferencedVolumes(): Promise<number> {
+    const [managed, referenced] = await Promise.all([this.platform.listManagedVolumes(), this.volumes.referencedVolumes()]);
+    let removed = 0;
+    await forEachLimited(
+      managed.filter((volume) => !referenced.has(volume.name)),
+      PARALLELISM,
+      this.logger,
+      async (volume) => {
+        if ((await this.platform.removeVolume(volume.name)) === 'removed') {
+          removed++;
+          this.logger.log({ msg: 'removed unreferenced volume', volume: volume.name, purpose: volume.purpose });
+        }
+      },
+    );
+    return removed;
   }
 
   private async removeContainers(sessions: Session[], why: string): Promise<void> {

@@ -5,11 +5,18 @@
 export enum ErrorCode {
   InvalidRequest = 'invalid_request',
   SessionNotFound = 'session_not_found',
+  /** Something inside a session (a download, a profile) does not exist. */
+  NotFound = 'not_found',
   SessionNotLive = 'session_not_live',
   CallbackUnauthorized = 'callback_unauthorized',
   DependencyUnavailable = 'dependency_unavailable',
   /** Not an error of the caller's: the same request will succeed shortly. */
   NotReady = 'not_ready',
+  /** A session's container did not answer a call Berth made to it. */
+  UpstreamUnavailable = 'upstream_unavailable',
+  /** The request conflicts with the current state (a profile in use, ...). */
+  Conflict = 'conflict',
+  PayloadTooLarge = 'payload_too_large',
 }
 
 export class DomainException extends Error {
@@ -26,8 +33,12 @@ export class DomainException extends Error {
 export const ERROR_HTTP_STATUS: Record<ErrorCode, number> = {
   [ErrorCode.InvalidRequest]: 400,
   [ErrorCode.SessionNotFound]: 404,
+  [ErrorCode.NotFound]: 404,
   [ErrorCode.SessionNotLive]: 409,
   [ErrorCode.CallbackUnauthorized]: 401,
   [ErrorCode.DependencyUnavailable]: 503,
   [ErrorCode.NotReady]: 503,
+  [ErrorCode.UpstreamUnavailable]: 502,
+  [ErrorCode.Conflict]: 409,
+  [ErrorCode.PayloadTooLarge]: 413,
 };

@@ -14,9 +14,18 @@ export function hashToken(token: string): string {
 }
 
 export function tokenMatches(token: string, expectedHash: string): boolean {
-  const actual = Buffer.from(hashToken(token), 'hex');
-  const expected = Buffer.from(expectedHash, 'hex');
-  return actual.length === expected.length && timingSafeEqual(actual, expected);
+  return tokenMatchesAny(token, [expectedHash]);
+}
+
+/** True when `token` hashes to one of `hashes`; every comparison is constant-time and all are made. */
+export function tokenMatchesAny(token: string, hashes: readonly string[]): boolean {
+  const actual = createHash('sha256').update(token, 'utf8').digest();
+  let matched = false;
+  for (const hash of hashes) {
+    const expected = Buffer.from(hash, 'hex');
+    if (expected.length === actual.length && timingSafeEqual(actual, expected)) matched = true;
+  }
+  return matched;
 }
 
 /**

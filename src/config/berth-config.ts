@@ -1,5 +1,21 @@
 import { ConfigValidationError, EnvironmentVariables, parseEnvironment } from './environment';
 
+/** Limits a session container runs within. Hardening is not configurable: it is always on. */
+export interface ContainerResources {
+  memoryBytes: number;
+  nanoCpus: number;
+  pidsLimit: number;
+  /** Size of each writable tmpfs (/tmp, and the home unless a volume is mounted there). */
+  tmpfsBytes: number;
+}
+
+export interface KindSettings {
+  image: string;
+  /** Default and maximum lifetime. */
+  ttlSeconds: number;
+  resources: ContainerResources;
+}
+
 /**
  * The typed, nested configuration the rest of the code injects. Built once
  * from the validated environment; nothing else reads process.env.
@@ -24,17 +40,19 @@ export class BerthConfig {
   readonly database: { url: string; poolSize: number; runMigrationsOnStart: boolean };
   readonly redis: { url: string; queuePrefix: string };
   readonly sessions: {
-    terminalImage: string;
-    terminalTtlSeconds: number;
     startTimeoutSeconds: number;
     cleanupIntervalMs: number;
   };
+  /** Per kind: what it runs and within which limits (see src/kinds/). */
+  readonly terminal: KindSettings;
+  readonly browser: KindSettings & { maxUploadBytes: number; startUrlAllow: string[] };
   readonly provisioning: { attempts: number; backoffMs: number; concurrency: number };
   readonly shutdownTimeoutMs: number;
   readonly platform: {
     kind: 'docker' | 'kubernetes';
     instance: string;
-    limits: { memoryBytes: number; nanoCpus: number; pidsLimit: number; tmpfsBytes: number };
+    /** Requested size of a persistent volume, where the platform sizes them. */
+    volumeBytes: number;
     docker: {
       socketPath: string;
       apiVersion: string;
@@ -43,7 +61,8 @@ export class BerthConfig {
       portRange: { min: number; max: number };
       containerPort: number;
     };
-    kubernetes: { namespace: string; inCluster: boolean };
+    /** storageClass '' selects the cluster's default StorageClass. */
+    kubernetes: { namespace: string; inCluster: boolean; storageClass: string };
   };
   readonly log: { level: EnvironmentVariables['LOG_LEVEL']; format: 'json' | 'pretty' };
 
@@ -75,10 +94,33 @@ export class BerthConfig {
     };
     this.redis = { url: env.REDIS_URL, queuePrefix: env.QUEUE_PREFIX };
     this.sessions = {
-      terminalImage: env.TERMINAL_IMAGE,
-      terminalTtlSeconds: Math.round(env.TERMINAL_TTL_HOURS * 3600),
       startTimeoutSeconds: env.START_TIMEOUT_SECONDS,
       cleanupIntervalMs: Math.round(env.CLEANUP_INTERVAL_MINUTES * 60_000),
+    };
+    const MiB = 1024 * 1024;
+    this.terminal = {
+      image: env.TERMINAL_IMAGE,
+      ttlSeconds: Math.round(env.TERMINAL_TTL_HOURS * 3600),
+      resources: {
+        memoryBytes: env.TERMINAL_MEMORY_MB * MiB,
+        nanoCpus: Math.round(env.TERMINAL_CPUS * 1e9),
+        pidsLimit: env.TERMINAL_PIDS_LIMIT,
+        tmpfsBytes: env.TERMINAL_TMPFS_MB * MiB,
+      },
+    };
+    this.browser = {
+      image: env.BROWSER_IMAGE,
+      ttlSeconds: Math.round(env.BROWSER_TTL_HOURS * 3600),
+      resources: {
+        memoryBytes: env.BROWSER_MEMORY_MB * MiB,
+        nanoCpus: Math.round(env.BROWSER_CPUS * 1e9),
+        pidsLimit: env.BROWSER_PIDS_LIMIT,
+        tmpfsBytes: env.BROWSER_TMPFS_MB * MiB,
+      },
+      maxUploadBytes: env.BROWSER_MAX_UPLOAD_MB * MiB,
+      startUrlAllow: env.START_URL_ALLOW.split(',')
+        .map((entry) => entry.trim())
+        .filter(Boolean),
     };
     this.provisioning = {
       attempts: env.PROVISION_ATTEMPTS,
@@ -89,12 +131,7 @@ export class BerthConfig {
     this.platform = {
       kind: env.CONTAINER_PLATFORM,
       instance: env.BERTH_INSTANCE,
-      limits: {
-        memoryBytes: env.SESSION_MEMORY_MB * 1024 * 1024,
-        nanoCpus: Math.round(env.SESSION_CPUS * 1e9),
-        pidsLimit: env.SESSION_PIDS_LIMIT,
-        tmpfsBytes: env.SESSION_TMPFS_MB * 1024 * 1024,
-      },
+      volumeBytes: env.PERSISTENT_VOLUME_MB * 1024 * 1024,
       docker: {
         socketPath: env.DOCKER_SOCKET_PATH,
         apiVersion: env.DOCKER_API_VERSION,
@@ -103,7 +140,7 @@ export class BerthConfig {
         portRange: parsePortRange(env.SESSION_PORT_RANGE),
         containerPort: env.SESSION_CONTAINER_PORT,
       },
-      kubernetes: { namespace: env.K8S_NAMESPACE, inCluster: env.K8S_IN_CLUSTER },
+      kubernetes: { namespace: env.K8S_NAMESPACE, inCluster: env.K8S_IN_CLUSTER, storageClass: env.K8S_STORAGE_CLASS },
     };
     this.log = { level: env.LOG_LEVEL, format: env.LOG_FORMAT };
   }

@@ -6,7 +6,9 @@ describe('configuration', () => {
   it('applies the documented defaults', () => {
     const config = testConfig({});
     expect(config.platform.kind).toBe('docker');
-    expect(config.sessions.terminalTtlSeconds).toBe(24 * 3600);
+    expect(config.terminal.ttlSeconds).toBe(24 * 3600);
+    expect(config.browser.ttlSeconds).toBe(8 * 3600);
+    expect(config.gateway).toMatchObject({ embedded: true, sessionUrlTemplate: 'http://{id}.localhost:3000', apiUpstream: 'http://127.0.0.1:3000' });
     expect(config.sessions.cleanupIntervalMs).toBe(5 * 60_000);
     expect(config.callbackUrl).toBe('http://127.0.0.1:3000/api/v1/callbacks');
     expect(config.runWorkerInApi).toBe(false);
@@ -43,9 +45,17 @@ describe('configuration', () => {
     expect(error!.message).toMatch(/DATABASE_URL must be a postgres:\/\/ URL/);
   });
 
-  it('computes container limits from the session knobs', () => {
-    const config = testConfig({ SESSION_MEMORY_MB: '512', SESSION_CPUS: '1.5', SESSION_PIDS_LIMIT: '100' });
-    expect(config.platform.limits).toMatchObject({ memoryBytes: 512 * 1024 * 1024, nanoCpus: 1_500_000_000, pidsLimit: 100 });
+  it('computes container limits per kind', () => {
+    const config = testConfig({ TERMINAL_MEMORY_MB: '512', TERMINAL_CPUS: '1.5', TERMINAL_PIDS_LIMIT: '100', BROWSER_MEMORY_MB: '2048' });
+    expect(config.terminal.resources).toMatchObject({ memoryBytes: 512 * 1024 * 1024, nanoCpus: 1_500_000_000, pidsLimit: 100 });
+    expect(config.browser.resources).toMatchObject({ memoryBytes: 2048 * 1024 * 1024, nanoCpus: 1e9, pidsLimit: 1024 });
+  });
+
+  it('reads the start_url allow-list and the host port range', () => {
+    const config = testConfig({ START_URL_ALLOW: ' 127.0.0.1, intranet.example ,,', SESSION_PORT_RANGE: '21000-21999' });
+    expect(config.browser.startUrlAllow).toEqual(['127.0.0.1', 'intranet.example']);
+    expect(config.platform.docker.portRange).toEqual({ min: 21000, max: 21999 });
+    expect(() => testConfig({ SESSION_PORT_RANGE: '3000-2000' })).toThrow(/SESSION_PORT_RANGE/);
   });
 });
 

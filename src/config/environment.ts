@@ -177,26 +177,80 @@ export class EnvironmentVariables {
   @Matches(/^[a-z0-9][a-z0-9-]{0,30}$/, { message: 'BERTH_INSTANCE must be 1-31 lowercase letters, digits or -' })
   BERTH_INSTANCE: string = 'berth';
 
-  // --- Session container limits (hardening is always on) ---
+  // --- Terminal sessions (limits; hardening is always on) ---
   @IsInt()
   @Min(16)
   @Max(1024 * 1024)
-  SESSION_MEMORY_MB: number = 256;
+  TERMINAL_MEMORY_MB: number = 256;
 
   @IsNumber()
   @Min(0.01)
   @Max(256)
-  SESSION_CPUS: number = 1;
+  TERMINAL_CPUS: number = 1;
 
   @IsInt()
   @Min(16)
   @Max(1_000_000)
-  SESSION_PIDS_LIMIT: number = 256;
+  TERMINAL_PIDS_LIMIT: number = 256;
 
+  /** Size of each writable tmpfs (/tmp and the home directory). */
   @IsInt()
   @Min(1)
   @Max(64 * 1024)
-  SESSION_TMPFS_MB: number = 64;
+  TERMINAL_TMPFS_MB: number = 64;
+
+  // --- Browser sessions ---
+  @IsString()
+  BROWSER_IMAGE: string = 'berth/browser:latest';
+
+  /** Default and maximum lifetime of a browser session. */
+  @IsNumber()
+  @Min(0.001)
+  @Max(24 * 365)
+  BROWSER_TTL_HOURS: number = 8;
+
+  /** Chromium needs room: 24 tabs ran in 1 GiB on this project's machines. */
+  @IsInt()
+  @Min(128)
+  @Max(1024 * 1024)
+  BROWSER_MEMORY_MB: number = 1024;
+
+  @IsNumber()
+  @Min(0.01)
+  @Max(256)
+  BROWSER_CPUS: number = 1;
+
+  /** 256 allowed only ~12 tabs (thread creation fails); 1024 ran 24. */
+  @IsInt()
+  @Min(64)
+  @Max(1_000_000)
+  BROWSER_PIDS_LIMIT: number = 1024;
+
+  /** Size of each writable tmpfs (/tmp and the home, which holds a throwaway profile, downloads and uploads). */
+  @IsInt()
+  @Min(16)
+  @Max(64 * 1024)
+  BROWSER_TMPFS_MB: number = 512;
+
+  /** Largest file a client may upload into a browser session. */
+  @IsInt()
+  @Min(1)
+  @Max(64 * 1024)
+  BROWSER_MAX_UPLOAD_MB: number = 100;
+
+  /**
+   * start_url hosts that may resolve to loopback, private, link-local, CGNAT
+   * or metadata addresses anyway: comma-separated host names and CIDRs.
+   * Empty: such start URLs are refused with 400.
+   */
+  @IsString()
+  START_URL_ALLOW: string = '';
+
+  /** Size of a persistent volume (browser profile, terminal workspace) where the platform sizes volumes (Kubernetes PersistentVolumeClaims). */
+  @IsInt()
+  @Min(16)
+  @Max(1024 * 1024)
+  PERSISTENT_VOLUME_MB: number = 1024;
 
   // --- Docker platform ---
   /**
@@ -239,6 +293,10 @@ export class EnvironmentVariables {
   @Transform(toBool)
   @IsBoolean()
   K8S_IN_CLUSTER: boolean = false;
+
+  /** StorageClass of the PersistentVolumeClaims behind persistent volumes; empty: the cluster's default class. */
+  @Matches(/^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?)?$/, { message: 'K8S_STORAGE_CLASS must be empty or a StorageClass name' })
+  K8S_STORAGE_CLASS: string = '';
 
   // --- Logging ---
   @IsIn(['error', 'warn', 'log', 'debug', 'verbose'])

@@ -1,5 +1,5 @@
 import { Module } from '@nestjs/common';
-import { SessionStoreModule } from '../sessions/sessions.module';
+import { SessionStoreModule } from '../sessions/session-store.module';
 import { ActivityRecorder } from './activity-recorder';
 import { ApiForwarder } from './api-forwarder';
 import { GatewayServer } from './gateway-server';

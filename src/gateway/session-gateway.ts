@@ -2,7 +2,7 @@ import { Injectable, Logger, OnApplicationShutdown, OnModuleInit } from '@nestjs
 import { IncomingMessage, STATUS_CODES, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
-import { hashToken, tokenMatches } from '../common/tokens';
+import { hashToken, tokenMatchesAny } from '../common/tokens';
 import { BerthConfig } from '../config/berth-config';
 import { SessionStatus } from '../sessions/session-status';
 import { SessionAddress, SessionUrls } from '../sessions/session-urls';
@@ -162,7 +162,8 @@ export class SessionGateway implements RouteRevocationListener, OnModuleInit, On
   }
 
   private authorize(address: SessionAddress, req: IncomingMessage, upgrade: boolean, credential: Credential, route: SessionRoute | null): Outcome {
-    const valid = tokenMatches(credential.token, route?.accessTokenHash ?? NO_SUCH_TOKEN_HASH) && route !== null;
+    // Unknown sessions are checked against a hash no token has: the same work, the same answer.
+    const valid = tokenMatchesAny(credential.token, route?.accessTokenHashes.length ? route.accessTokenHashes : [NO_SUCH_TOKEN_HASH]) && route !== null;
     if (!valid || !route) return { kind: 'reject', status: 401, body: UNAUTHORIZED, headers: { 'www-authenticate': 'Bearer realm="berth"' } };
     if (route.status === SessionStatus.Pending || route.status === SessionStatus.Starting || (route.status === SessionStatus.Started && !route.upstreamUrl)) {
       return { kind: 'reject', status: 503, body: jsonError(503, 'Service Unavailable', 'The session is still starting; retry shortly'), headers: { 'retry-after': '1' } };

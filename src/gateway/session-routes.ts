@@ -69,7 +69,9 @@ export class SessionRoutes implements SessionChangeListener, OnModuleInit, OnMod
   onSessionChanged(change: SessionChange): void {
     this.epoch++;
     this.cache.delete(change.sessionId);
-    if (change.status !== SessionStatus.Started) for (const listener of this.listeners) listener.onRevoked(change.sessionId);
+    // A new token changes nothing for connections already open; anything but `started` ends them.
+    const ended = change.status !== SessionStatus.Started && change.status !== 'tokens';
+    if (ended) for (const listener of this.listeners) listener.onRevoked(change.sessionId);
   }
 
   onResync(): void {

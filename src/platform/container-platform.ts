@@ -1,5 +1,26 @@
+import { ContainerResources } from '../config/berth-config';
 import { SessionKind } from '../sessions/session-status';
 import { PlatformState } from '../sessions/session.entity';
+
+/** The home of the unprivileged user (uid 1000) in every session image. */
+export const SESSION_HOME = '/home/berth';
+
+/** Storage that outlives a session (a browser profile, a terminal workspace): a named volume, or a PersistentVolumeClaim. */
+export interface PersistentVolume {
+  /** Deterministic name owned by Berth; the platform creates it on first use, labelled as Berth's. */
+  name: string;
+  mountPath: string;
+  purpose: 'profile' | 'workspace';
+  /** Requested size where the platform sizes volumes (Kubernetes). */
+  sizeBytes: number;
+}
+
+/** A volume this install created, as found on the platform (for garbage collection). */
+export interface ManagedVolume {
+  name: string;
+  purpose: PersistentVolume['purpose'];
+  createdAt: Date;
+}
 
 /** What the caller asks a platform to run for one session. */
 export interface SessionContainerSpec {
@@ -13,6 +34,10 @@ export interface SessionContainerSpec {
   env: Record<string, string>;
   /** The port Berth allocated, for platforms that share the host's network (`requiresHostPort`). */
   hostPort?: number;
+  resources: ContainerResources;
+  /** Seconds between SIGTERM and SIGKILL: the agent's clean shutdown (a browser saves its profile). */
+  stopGraceSeconds: number;
+  volumes: PersistentVolume[];
 }
 
 /** Enough to find a container again, even from another process after a restart. */
@@ -73,6 +98,12 @@ export interface ContainerPlatform {
   stop(ref: ContainerRef): Promise<void>;
   poll(ref: ContainerRef): Promise<ContainerStatus>;
   listManaged(): Promise<ManagedContainer[]>;
+  /**
+   * Removes a persistent volume. Idempotent: a missing volume is 'gone'.
+   * A volume a container still mounts is left alone ('in-use').
+   */
+  removeVolume(name: string): Promise<'removed' | 'gone' | 'in-use'>;
+  listManagedVolumes(): Promise<ManagedVolume[]>;
   /** Cheap reachability check for /health. */
   ping(): Promise<void>;
 }
@@ -97,6 +128,7 @@ export const LABELS = {
   instance: 'berth.instance',
   sessionId: 'berth.session-id',
   kind: 'berth.session-kind',
+  volumePurpose: 'berth.volume-purpose',
 } as const;
 
 /**

@@ -15,6 +15,7 @@ export enum JobName {
   TeardownSession = 'teardown-session',
   ExpireSession = 'expire-session',
   CleanupSweep = 'cleanup-sweep',
+  RemoveVolume = 'remove-volume',
 }
 
 export interface JobPayloads {
@@ -31,6 +32,8 @@ export interface JobPayloads {
   [JobName.TeardownSession]: { sessionId: string };
   [JobName.ExpireSession]: { sessionId: string };
   [JobName.CleanupSweep]: Record<string, never>;
+  /** A deleted profile's (or workspace's) volume; retried while a container still mounts it. */
+  [JobName.RemoveVolume]: { volume: string };
 }
 
 /**
@@ -38,6 +41,6 @@ export interface JobPayloads {
  * whose id already exists, so enqueueing twice can never provision twice.
  * (BullMQ reserves ':' in custom ids, hence '-'.)
  */
-export const jobId = (name: JobName, sessionId: string): string => `${name}-${sessionId}`;
+export const jobId = (name: JobName, subject: string): string => `${name}-${subject}`;
 
 export const CLEANUP_SCHEDULER_ID = 'cleanup-sweep';

@@ -9,9 +9,10 @@ import { SessionProvisioner } from './session-provisioner.service';
 type LifecycleJob =
   | Job<JobPayloads[JobName.TeardownSession], unknown, JobName.TeardownSession>
   | Job<JobPayloads[JobName.ExpireSession], unknown, JobName.ExpireSession>
-  | Job<JobPayloads[JobName.CleanupSweep], unknown, JobName.CleanupSweep>;
+  | Job<JobPayloads[JobName.CleanupSweep], unknown, JobName.CleanupSweep>
+  | Job<JobPayloads[JobName.RemoveVolume], unknown, JobName.RemoveVolume>;
 
-/** Teardown, expiry and the periodic cleanup sweep: short jobs that must not wait behind provisioning. */
+/** Teardown, expiry, volume removal and the periodic cleanup sweep: short jobs that must not wait behind provisioning. */
 @Processor(QueueName.Lifecycle)
 export class LifecycleProcessor extends WorkerHost implements OnApplicationBootstrap, BeforeApplicationShutdown {
   constructor(
@@ -39,6 +40,8 @@ export class LifecycleProcessor extends WorkerHost implements OnApplicationBoots
         return this.provisioner.expire(job.data.sessionId);
       case JobName.CleanupSweep:
         return this.cleanup.sweep((progress) => job.updateProgress(progress));
+      case JobName.RemoveVolume:
+        return this.cleanup.removeVolume(job.data.volume);
     }
   }
 }

@@ -50,6 +50,16 @@ export class SessionJobs {
     });
   }
 
+  /** Removes a persistent volume nothing refers to any more; retried (with backoff) while it is still mounted. */
+  async removeVolume(volume: string): Promise<void> {
+    await this.add(this.lifecycle, JobName.RemoveVolume, { volume }, {
+      jobId: jobId(JobName.RemoveVolume, volume),
+      removeOnComplete: true,
+      attempts: 30,
+      backoff: { type: 'exponential', delay: 2000 },
+    });
+  }
+
   /** Drops a pending expiry job once the session has ended some other way (it would be a no-op, but holds Redis memory until then). */
   async cancelExpiry(sessionId: string): Promise<void> {
     await this.lifecycle.remove(jobId(JobName.ExpireSession, sessionId));

@@ -12,6 +12,7 @@ import { SessionStatus } from '../sessions/session-status';
 import { Session } from '../sessions/session.entity';
 import { SessionsRepository } from '../sessions/sessions.repository';
 import { hashToken } from '../common/tokens';
+import { KindProfiles } from '../kinds/kind-profiles';
 import { upstreamSecret } from '../sessions/upstream-secret';
 import { SessionJobs } from './session-jobs.service';
 
@@ -54,6 +55,7 @@ export class SessionProvisioner {
     @Inject(CONTAINER_PLATFORM) private readonly platform: ContainerPlatform,
     private readonly config: BerthConfig,
     private readonly events: SessionEvents,
+    private readonly kinds: KindProfiles,
   ) {}
 
   /**
@@ -195,8 +197,13 @@ export class SessionProvisioner {
     }
   }
 
-  /** What the platform runs: the agent's environment (docs/SESSION-CONTAINERS.md) and, on a shared host network, its port. */
+  /**
+   * What the platform runs: what the session's kind asks for (limits, stop
+   * grace, volumes, its agent's options), the agent's common environment
+   * (docs/SESSION-CONTAINERS.md) and, on a shared host network, its port.
+   */
   private async specFor(session: Session, callbackToken: string): Promise<SessionContainerSpec> {
+    const kind = this.kinds.get(session.kind);
     const hostPort = this.platform.requiresHostPort
       ? await this.sessions.assignHostPort(session.id, this.config.platform.docker.portRange)
       : undefined;
@@ -205,7 +212,11 @@ export class SessionProvisioner {
       kind: session.kind,
       image: session.image,
       hostPort,
+      resources: kind.settings.resources,
+      stopGraceSeconds: kind.stopGraceSeconds,
+      volumes: kind.volumes(session),
       env: {
+        ...kind.agentEnv(session),
         BERTH_SESSION_ID: session.id,
         BERTH_CALLBACK_URL: this.config.callbackUrl,
         BERTH_CALLBACK_TOKEN: callbackToken,

@@ -8,8 +8,8 @@ export const SESSION_CHANGED_CHANNEL = 'berth_session_changed';
 
 export interface SessionChange {
   sessionId: string;
-  /** The new status, or 'deleted' when the row went away. */
-  status: SessionStatus | 'deleted';
+  /** The new status, 'deleted' when the row went away, 'tokens' when its access tokens changed. */
+  status: SessionStatus | 'deleted' | 'tokens';
 }
 
 export interface SessionChangeListener {

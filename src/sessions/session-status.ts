@@ -19,8 +19,10 @@ export enum SessionStatus {
   Failed = 'failed',
 }
 
+/** What a session runs; each kind is a profile over the one lifecycle (src/kinds/). */
 export enum SessionKind {
   Terminal = 'terminal',
+  Browser = 'browser',
 }
 
 /** States in which a session may own a container. */

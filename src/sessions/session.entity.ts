@@ -46,13 +46,21 @@ export class Session {
   @Column({ name: 'error_message', type: 'varchar', length: 1024, nullable: true })
   errorMessage: string | null;
 
-  /** sha256 of the secret the container presents on callbacks. */
+  /** sha256 of the secret the container presents on callbacks. (Access tokens: session_access_tokens.) */
   @Column({ name: 'callback_token_hash', type: 'char', length: 64, select: false })
   callbackTokenHash: string;
 
-  /** sha256 of the secret the user presents to reach the session. */
-  @Column({ name: 'access_token_hash', type: 'char', length: 64, select: false })
-  accessTokenHash: string;
+  /** What the session's kind was launched with (browser: start_url, headless, viewport, view_only). */
+  @Column({ type: 'jsonb', default: () => "'{}'::jsonb" })
+  options: Record<string, unknown>;
+
+  /** The persistent browser profile the session uses; one live session per profile. */
+  @Column({ type: 'varchar', length: 64, nullable: true })
+  profile: string | null;
+
+  /** The persistent volume the session mounts (its profile's, its workspace's). */
+  @Column({ type: 'varchar', length: 255, nullable: true })
+  volume: string | null;
 
   @CreateDateColumn({ name: 'created_at', type: 'timestamptz' })
   createdAt: Date;

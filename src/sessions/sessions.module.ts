@@ -1,27 +1,21 @@
 import { Module } from '@nestjs/common';
+import { KindsModule } from '../kinds/kinds.module';
 import { QueuesModule } from '../provisioning/queues.module';
-import { SessionChangeFeed } from './session-change-feed';
-import { SessionEvents } from './session-events';
-import { SessionUrls } from './session-urls';
-import { SessionsRepository } from './sessions.repository';
+import { SessionAgentClient } from './session-agent.client';
+import { SessionPresenter } from './session-presenter';
+import { SessionStoreModule } from './session-store.module';
+import { SessionsController } from './sessions.controller';
 import { SessionsService } from './sessions.service';
-import { TerminalsController } from './terminals.controller';
 
-/** Sessions as stored: SQL, public URLs and the change feed. No queues: the gateway role needs only this. */
+/** The session lifecycle as the API and the worker drive it (it queues jobs), for every kind. */
 @Module({
-  providers: [SessionsRepository, SessionUrls, SessionChangeFeed, SessionEvents],
-  exports: [SessionsRepository, SessionUrls, SessionChangeFeed, SessionEvents],
-})
-export class SessionStoreModule {}
-
-/** The session lifecycle as the API and the worker drive it (it queues jobs). */
-@Module({
-  imports: [SessionStoreModule, QueuesModule],
-  providers: [SessionsService],
-  exports: [SessionStoreModule, SessionsService],
+  imports: [SessionStoreModule, QueuesModule, KindsModule],
+  providers: [SessionsService, SessionPresenter, SessionAgentClient],
+  exports: [SessionStoreModule, KindsModule, SessionsService, SessionPresenter, SessionAgentClient],
 })
 export class SessionsModule {}
 
-/** The HTTP side of sessions, only in the API process. */
-@Module({ imports: [SessionsModule], controllers: [TerminalsController] })
+/** `/api/v1/sessions`: every kind at once. */
+@Module({ imports: [SessionsModule], controllers: [SessionsController] })
 export class SessionsApiModule {}
+

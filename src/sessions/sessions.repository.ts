@@ -11,7 +11,13 @@ export interface NewSession {
   ttlSeconds: number;
   callbackTokenHash: string;
   accessTokenHash: string;
+  options: Record<string, unknown>;
+  profile: string | null;
+  volume: string | null;
 }
+
+/** Access tokens kept per session; older ones are dropped when a session is handed out more often. */
+export const MAX_ACCESS_TOKENS_PER_SESSION = 32;
 
 /** Columns a transition may set besides the status. */
 export interface TransitionPatch {
@@ -25,21 +31,30 @@ export interface SessionRoute {
   kind: SessionKind;
   status: SessionStatus;
   upstreamUrl: string | null;
-  accessTokenHash: string;
+  /** Hashes of every access token that opens the session. */
+  accessTokenHashes: string[];
 }
 
 /** Postgres' unique_violation. */
 const UNIQUE_VIOLATION = '23505';
 
+/** A live session already holds the profile (the database said so). */
+export class ProfileInUse extends Error {
+  constructor(readonly profile: string) {
+    super(`profile ${profile} is in use by a live session`);
+  }
+}
+
 export interface ListQuery {
-  kind: SessionKind;
+  /** Every kind when absent. */
+  kind?: SessionKind;
   status?: SessionStatus;
   limit: number;
   offset: number;
 }
 
 const COLUMNS = `id, kind, status, image, platform, platform_state, upstream_url, host_port, container_id, container_name,
-  error_message, created_at, updated_at, started_at, last_activity_at, expires_at, deleted_at`;
+  error_message, options, profile, volume, created_at, updated_at, started_at, last_activity_at, expires_at, deleted_at`;
 
 type Row = Record<string, unknown>;
 
@@ -52,14 +67,59 @@ type Row = Record<string, unknown>;
 export class SessionsRepository {
   constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
 
+  /**
+   * Inserts a pending session and its first access token in one statement.
+   * A live session already holding the profile makes it fail with
+   * `ProfileInUse` (the partial unique index decides, not a prior read).
+   */
   async create(input: NewSession): Promise<Session> {
-    const rows: Row[] = await this.dataSource.query(
-      `INSERT INTO sessions (kind, status, image, platform, callback_token_hash, access_token_hash, expires_at)
-       VALUES ($1, 'pending', $2, $3, $4, $5, now() + make_interval(secs => $6))
-       RETURNING ${COLUMNS}`,
-      [input.kind, input.image, input.platform, input.callbackTokenHash, input.accessTokenHash, input.ttlSeconds],
+    try {
+      const rows: Row[] = await this.dataSource.query(
+        `WITH created AS (
+           INSERT INTO sessions (kind, status, image, platform, callback_token_hash, options, profile, volume, expires_at)
+           VALUES ($1, 'pending', $2, $3, $4, $5::jsonb, $6, $7, now() + make_interval(secs => $8))
+           RETURNING ${COLUMNS}
+         ), token AS (
+           INSERT INTO session_access_tokens (token_hash, session_id) SELECT $9, id FROM created
+         )
+         SELECT * FROM created`,
+        [
+          input.kind,
+          input.image,
+          input.platform,
+          input.callbackTokenHash,
+          JSON.stringify(input.options),
+          input.profile,
+          input.volume,
+          input.ttlSeconds,
+          input.accessTokenHash,
+        ],
+      );
+      return toSession(rows[0]);
+    } catch (error) {
+      const { code, constraint } = error as { code?: string; constraint?: string };
+      if (code === UNIQUE_VIOLATION && constraint === 'UQ_sessions_live_profile') throw new ProfileInUse(input.profile!);
+      throw error;
+    }
+  }
+
+  /** Another way in to a session: a new access token, the oldest dropped beyond MAX_ACCESS_TOKENS_PER_SESSION. */
+  async addAccessToken(sessionId: string, tokenHash: string): Promise<void> {
+    await this.dataSource.query(
+      `WITH added AS (INSERT INTO session_access_tokens (token_hash, session_id) VALUES ($2, $1))
+       DELETE FROM session_access_tokens WHERE token_hash IN (
+         SELECT token_hash FROM session_access_tokens WHERE session_id = $1 ORDER BY created_at DESC OFFSET $3)`,
+      [sessionId, tokenHash, MAX_ACCESS_TOKENS_PER_SESSION - 1],
     );
-    return toSession(rows[0]);
+  }
+
+  /** The live session holding a profile, if any. */
+  async findLiveByProfile(profile: string): Promise<Session | null> {
+    const rows: Row[] = await this.dataSource.query(
+      `SELECT ${COLUMNS} FROM sessions WHERE profile = $1 AND status = ANY($2::varchar[])`,
+      [profile, LIVE_STATUSES],
+    );
+    return rows.length ? toSession(rows[0]) : null;
   }
 
   /** Removes a row whose creation could not be completed (its job could not be queued). */
@@ -81,14 +141,9 @@ export class SessionsRepository {
     return rows.length ? (rows[0].callback_token_hash as string) : null;
   }
 
-  async findAccessTokenHash(id: string): Promise<string | null> {
-    const rows: Row[] = await this.dataSource.query(`SELECT access_token_hash FROM sessions WHERE id = $1`, [id]);
-    return rows.length ? (rows[0].access_token_hash as string) : null;
-  }
-
   async list(query: ListQuery): Promise<{ items: Session[]; total: number }> {
-    const params = [query.kind, query.status ?? null];
-    const where = `kind = $1 AND ($2::varchar IS NULL OR status = $2)`;
+    const params = [query.kind ?? null, query.status ?? null];
+    const where = `($1::varchar IS NULL OR kind = $1) AND ($2::varchar IS NULL OR status = $2)`;
     const [rows, count] = await Promise.all([
       this.dataSource.query(
         `SELECT ${COLUMNS} FROM sessions WHERE ${where} ORDER BY created_at DESC, id LIMIT $3 OFFSET $4`,
@@ -188,7 +243,10 @@ export class SessionsRepository {
 
   async findRoute(id: string): Promise<SessionRoute | null> {
     const rows: Row[] = await this.dataSource.query(
-      `SELECT id, kind, status, upstream_url, access_token_hash FROM sessions WHERE id = $1`,
+      `SELECT s.id, s.kind, s.status, s.upstream_url,
+              COALESCE(array_agg(t.token_hash) FILTER (WHERE t.token_hash IS NOT NULL), '{}') AS token_hashes
+       FROM sessions s LEFT JOIN session_access_tokens t ON t.session_id = s.id
+       WHERE s.id = $1 GROUP BY s.id`,
       [id],
     );
     if (rows.length === 0) return null;
@@ -198,7 +256,7 @@ export class SessionsRepository {
       kind: row.kind as SessionKind,
       status: row.status as SessionStatus,
       upstreamUrl: (row.upstream_url as string) ?? null,
-      accessTokenHash: row.access_token_hash as string,
+      accessTokenHashes: row.token_hashes as string[],
     };
   }
 
@@ -264,6 +322,9 @@ function toSession(row: Row): Session {
   session.containerId = (row.container_id as string) ?? null;
   session.containerName = (row.container_name as string) ?? null;
   session.errorMessage = (row.error_message as string) ?? null;
+  session.options = (row.options as Record<string, unknown>) ?? {};
+  session.profile = (row.profile as string) ?? null;
+  session.volume = (row.volume as string) ?? null;
   session.createdAt = toDate(row.created_at) as Date;
   session.updatedAt = toDate(row.updated_at) as Date;
   session.startedAt = toDate(row.started_at);

@@ -6,7 +6,8 @@ import { SessionJobs } from '../provisioning/session-jobs.service';
 import { SessionEvents } from './session-events';
 import { SessionKind, SessionStatus, isLive } from './session-status';
 import { Session } from './session.entity';
-import { ListQuery, SessionsRepository } from './sessions.repository';
+import { ListQuery, ProfileInUse, SessionsRepository } from './sessions.repository';
+import { KindProfiles } from '../kinds/kind-profiles';
 
 /** States a waiting GET waits out. */
 const SETTLING = [SessionStatus.Pending, SessionStatus.Starting];
@@ -15,10 +16,21 @@ const SETTLING = [SessionStatus.Pending, SessionStatus.Starting];
 const REREAD_PUSHED_MS = 2000;
 const REREAD_POLLED_MS = 100;
 
+/** What a launch asks for; the kind's controller validated the kind-specific parts. */
+export interface LaunchRequest {
+  ttlSeconds?: number;
+  /** Kind options (browser: start_url, headless, viewport, view_only), stored and handed to the agent. */
+  options?: Record<string, unknown>;
+  /** A persistent profile: at most one live session holds it, a second launch is given that one. */
+  profile?: { name: string; volume: string };
+}
+
 export interface CreatedSession {
   session: Session;
   /** Plaintext, returned to the caller once; only its hash is stored. */
   accessToken: string;
+  /** True when an existing live session was handed out (its profile was in use) rather than created. */
+  reused: boolean;
 }
 
 /** Session lifecycle as the API sees it: create, read, end. Kind-agnostic. */
@@ -31,25 +43,43 @@ export class SessionsService {
     private readonly jobs: SessionJobs,
     private readonly config: BerthConfig,
     private readonly events: SessionEvents,
+    private readonly kinds: KindProfiles,
   ) {}
 
-  async create(kind: SessionKind, options: { ttlSeconds?: number }): Promise<CreatedSession> {
-    const maxTtl = this.config.sessions.terminalTtlSeconds;
-    if (options.ttlSeconds !== undefined && options.ttlSeconds > maxTtl) {
-      throw new DomainException(ErrorCode.InvalidRequest, `ttl_seconds must not exceed ${maxTtl} (TERMINAL_TTL_HOURS)`);
+  /** Starts a session of any kind (the kind's profile says what it runs), or hands out the live one holding its profile. */
+  async create(kind: SessionKind, request: LaunchRequest): Promise<CreatedSession> {
+    const settings = this.kinds.get(kind).settings;
+    if (request.ttlSeconds !== undefined && request.ttlSeconds > settings.ttlSeconds) {
+      throw new DomainException(ErrorCode.InvalidRequest, `ttl_seconds must not exceed ${settings.ttlSeconds} for a ${kind}`);
     }
     // Refuse before writing anything when the queue is known to be down.
     await this.jobs.assertQueueReachable();
+    if (request.profile) {
+      const live = await this.sessions.findLiveByProfile(request.profile.name);
+      if (live) return this.handOut(live);
+    }
     const accessToken = generateToken();
     const callbackToken = generateToken();
-    const session = await this.sessions.create({
-      kind,
-      image: this.config.sessions.terminalImage,
-      platform: this.config.platform.kind,
-      ttlSeconds: options.ttlSeconds ?? maxTtl,
-      callbackTokenHash: hashToken(callbackToken),
-      accessTokenHash: hashToken(accessToken),
-    });
+    let session: Session;
+    try {
+      session = await this.sessions.create({
+        kind,
+        image: settings.image,
+        platform: this.config.platform.kind,
+        ttlSeconds: request.ttlSeconds ?? settings.ttlSeconds,
+        callbackTokenHash: hashToken(callbackToken),
+        accessTokenHash: hashToken(accessToken),
+        options: request.options ?? {},
+        profile: request.profile?.name ?? null,
+        volume: request.profile?.volume ?? null,
+      });
+    } catch (error) {
+      // A concurrent launch took the profile between our read and our insert: hand that one out.
+      if (!(error instanceof ProfileInUse)) throw error;
+      const live = await this.sessions.findLiveByProfile(error.profile);
+      if (!live) throw new DomainException(ErrorCode.NotReady, `Profile ${error.profile} is changing hands; retry`);
+      return this.handOut(live);
+    }
     try {
       await this.jobs.provision({ sessionId: session.id, callbackToken });
     } catch (error) {
@@ -57,7 +87,15 @@ export class SessionsService {
       throw error;
     }
     this.logger.log({ msg: 'session created', sessionId: session.id, kind, expiresAt: session.expiresAt.toISOString() });
-    return { session, accessToken };
+    return { session, accessToken, reused: false };
+  }
+
+  /** Gives a caller its own way into a live session: a fresh access token. */
+  private async handOut(session: Session): Promise<CreatedSession> {
+    const accessToken = generateToken();
+    await this.sessions.addAccessToken(session.id, hashToken(accessToken));
+    this.logger.log({ msg: 'live session handed out again', sessionId: session.id, profile: session.profile });
+    return { session, accessToken, reused: true };
   }
 
   /**
@@ -76,9 +114,10 @@ export class SessionsService {
     }
   }
 
-  async get(id: string, kind: SessionKind): Promise<Session> {
+  /** A session by id; with `kind`, only of that kind (the kind's own routes). */
+  async get(id: string, kind?: SessionKind): Promise<Session> {
     const session = await this.sessions.findById(id, kind);
-    if (!session) throw new DomainException(ErrorCode.SessionNotFound, `No ${kind} session with id ${id}`);
+    if (!session) throw new DomainException(ErrorCode.SessionNotFound, `No ${kind ?? 'session'} with id ${id}`);
     return session;
   }
 
@@ -87,7 +126,7 @@ export class SessionsService {
    * the request up to `waitSeconds` for it to move on, so clients learn of
    * `started` at once instead of polling.
    */
-  async getWhenSettled(id: string, kind: SessionKind, waitSeconds: number): Promise<Session> {
+  async getWhenSettled(id: string, kind: SessionKind | undefined, waitSeconds: number): Promise<Session> {
     const deadline = Date.now() + waitSeconds * 1000;
     for (;;) {
       const session = await this.get(id, kind);
@@ -106,7 +145,7 @@ export class SessionsService {
    * The container is removed by a teardown job (and by the provisioning job
    * itself if it loses the race), so the status is final at once.
    */
-  async stop(id: string, kind: SessionKind): Promise<Session> {
+  async stop(id: string, kind?: SessionKind): Promise<Session> {
     const current = await this.get(id, kind);
     if (!isLive(current.status)) return current;
     const stopped = await this.sessions.transition(id, SessionStatus.Stopped);

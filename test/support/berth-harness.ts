@@ -122,13 +122,15 @@ export async function removeContainers(instance: string): Promise<void> {
   }
 }
 
-/** Empties the sessions table: the cleanup sweep works on every row, so test files must not see each other's. */
+/** Empties Berth's tables: the cleanup sweep works on every row, so test files must not see each other's. */
 export async function resetDatabase(): Promise<void> {
   const dataSource = new DataSource({ type: 'postgres', url: TEST_DATABASE_URL });
   await dataSource.initialize();
   try {
-    const [{ exists }] = await dataSource.query(`SELECT to_regclass('public.sessions') IS NOT NULL AS exists`);
-    if (exists) await dataSource.query('TRUNCATE sessions');
+    const tables: { name: string }[] = await dataSource.query(
+      `SELECT tablename AS name FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'berth_migrations'`,
+    );
+    if (tables.length) await dataSource.query(`TRUNCATE ${tables.map((table) => `"${table.name}"`).join(', ')} CASCADE`);
   } finally {
     await dataSource.destroy();
   }
@@ -175,8 +177,11 @@ export async function insertSession(options: { upstreamUrl: string | null; statu
   try {
     const token = randomBytes(32).toString('base64url');
     const rows: { id: string }[] = await dataSource.query(
-      `INSERT INTO sessions (kind, status, image, platform, upstream_url, callback_token_hash, access_token_hash, expires_at, started_at)
-       VALUES ($1, $2, 'test/fake-upstream', 'docker', $3, $4, $5, now() + interval '1 hour', now()) RETURNING id`,
+      `WITH created AS (
+         INSERT INTO sessions (kind, status, image, platform, upstream_url, callback_token_hash, expires_at, started_at)
+         VALUES ($1, $2, 'test/fake-upstream', 'docker', $3, $4, now() + interval '1 hour', now()) RETURNING id
+       ), token AS (INSERT INTO session_access_tokens (token_hash, session_id) SELECT $5, id FROM created)
+       SELECT id FROM created`,
       [options.kind ?? 'terminal', options.status ?? 'started', options.upstreamUrl, hashToken(randomBytes(32).toString('hex')), hashToken(token)],
     );
     return { id: rows[0].id, token };

@@ -1,13 +1,19 @@
 import { testConfig } from '../../../test/support/test-config';
-import { BerthConfig } from '../../config/berth-config';
 import { SessionKind } from '../../sessions/session-status';
-import { LABELS, sessionContainerName } from '../container-platform';
+import { LABELS, SessionContainerSpec, sessionContainerName } from '../container-platform';
 import { buildContainerOptions } from './docker-container-options';
 
-const spec = { sessionId: '7a3c1c9e-1f0e-4a51-9d0a-3f1a6b2c9d11', kind: SessionKind.Terminal, image: 'berth/terminal:latest', env: { BERTH_SESSION_ID: 'x' } };
-
 describe('Docker container options', () => {
-  const config = testConfig({ SESSION_MEMORY_MB: '128', SESSION_CPUS: '0.25', SESSION_PIDS_LIMIT: '64', BERTH_INSTANCE: 'prod' });
+  const config = testConfig({ TERMINAL_MEMORY_MB: '128', TERMINAL_CPUS: '0.25', TERMINAL_PIDS_LIMIT: '64', BERTH_INSTANCE: 'prod' });
+  const spec: SessionContainerSpec = {
+    sessionId: '7a3c1c9e-1f0e-4a51-9d0a-3f1a6b2c9d11',
+    kind: SessionKind.Terminal,
+    image: 'berth/terminal:latest',
+    env: { BERTH_SESSION_ID: 'x' },
+    resources: config.terminal.resources,
+    stopGraceSeconds: 3,
+    volumes: [],
+  };
   const options = buildContainerOptions('prod-terminal-x', spec, config, { BERTH_PORT: '0' });
 
   it('hardens every session container', () => {
@@ -26,6 +32,20 @@ describe('Docker container options', () => {
     expect(Object.keys(options.HostConfig!.Tmpfs!)).toEqual(['/tmp', '/home/berth']);
     expect(options.HostConfig!.Tmpfs!['/home/berth']).toMatch(/uid=1000,gid=1000/);
     expect(options.HostConfig!.Privileged).toBeUndefined();
+  });
+
+  it("waits the kind's stop grace for a clean shutdown", () => {
+    expect(options.StopTimeout).toBe(3);
+    expect(options.StopSignal).toBe('SIGTERM');
+  });
+
+  it('mounts persistent volumes; a volume on the home replaces its tmpfs', () => {
+    const profile = buildContainerOptions('n', { ...spec, volumes: [{ name: 'prod-profile-a-1', mountPath: '/home/berth/profile', purpose: 'profile', sizeBytes: 1 }] }, config, {});
+    expect(profile.HostConfig!.Mounts).toEqual([{ Type: 'volume', Source: 'prod-profile-a-1', Target: '/home/berth/profile', ReadOnly: false }]);
+    expect(Object.keys(profile.HostConfig!.Tmpfs!)).toEqual(['/tmp', '/home/berth']);
+    const workspace = buildContainerOptions('n', { ...spec, volumes: [{ name: 'prod-ws', mountPath: '/home/berth', purpose: 'workspace', sizeBytes: 1 }] }, config, {});
+    expect(Object.keys(workspace.HostConfig!.Tmpfs!)).toEqual(['/tmp']);
+    expect(workspace.HostConfig!.Mounts![0]).toMatchObject({ Source: 'prod-ws', Target: '/home/berth' });
   });
 
   it('labels the container with its owner and session', () => {

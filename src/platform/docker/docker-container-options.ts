@@ -1,6 +1,6 @@
 import type { ContainerCreateOptions } from 'dockerode';
 import { BerthConfig } from '../../config/berth-config';
-import { LABELS, SessionContainerSpec } from '../container-platform';
+import { LABELS, SESSION_HOME, SessionContainerSpec } from '../container-platform';
 
 /** The unprivileged user every session image runs as. */
 export const SESSION_UID = 1000;
@@ -12,8 +12,8 @@ export function isLoopback(host: string): boolean {
 /**
  * Pure builder for a session container's create options: hardened by default
  * (non-root, no capabilities, no privilege escalation, read-only root with
- * tmpfs for the writable paths, memory/CPU/pids limits). Unit-tested without
- * an engine.
+ * tmpfs for the writable paths, memory/CPU/pids limits), persistent volumes
+ * mounted where the session's kind wants them. Unit-tested without an engine.
  */
 export function buildContainerOptions(
   name: string,
@@ -21,9 +21,14 @@ export function buildContainerOptions(
   config: BerthConfig,
   networkEnv: Record<string, string>,
 ): ContainerCreateOptions {
-  const { limits, docker, instance } = config.platform;
+  const { docker, instance } = config.platform;
+  const limits = spec.resources;
   const env = { ...spec.env, ...networkEnv };
   const tmpfs = `rw,nosuid,nodev,size=${limits.tmpfsBytes}`;
+  const writable: Record<string, string> = { '/tmp': tmpfs };
+  if (!spec.volumes.some((volume) => volume.mountPath === SESSION_HOME)) {
+    writable[SESSION_HOME] = `${tmpfs},uid=${SESSION_UID},gid=${SESSION_UID}`;
+  }
   return {
     name,
     Image: spec.image,
@@ -36,6 +41,8 @@ export function buildContainerOptions(
       [LABELS.kind]: spec.kind,
     },
     StopSignal: 'SIGTERM',
+    // `docker stop` (and the adapter's stop) waits this long for the agent's clean shutdown.
+    StopTimeout: spec.stopGraceSeconds,
     HostConfig: {
       NetworkMode: docker.network,
       // No Init (tini): an init process would hold the container's environment,
@@ -43,10 +50,9 @@ export function buildContainerOptions(
       // server runs as PID 1, reaps orphans itself and is not dumpable.
       Init: false,
       ReadonlyRootfs: true,
-      Tmpfs: {
-        '/tmp': tmpfs,
-        [`/home/berth`]: `${tmpfs},uid=${SESSION_UID},gid=${SESSION_UID}`,
-      },
+      Tmpfs: writable,
+      // Named volumes, created by the adapter (labelled) before the container.
+      Mounts: spec.volumes.map((volume) => ({ Type: 'volume' as const, Source: volume.name, Target: volume.mountPath, ReadOnly: false })),
       CapDrop: ['ALL'],
       SecurityOpt: ['no-new-privileges:true'],
       Memory: limits.memoryBytes,

@@ -8,6 +8,8 @@ import {
   ContainerStatus,
   LABELS,
   ManagedContainer,
+  ManagedVolume,
+  PersistentVolume,
   PlatformError,
   SessionContainerSpec,
   StartedContainer,
@@ -26,8 +28,6 @@ const MAX_CREATE_ATTEMPTS = 8;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Seconds Docker waits after SIGTERM before SIGKILL; the session servers exit in well under one. */
-const STOP_GRACE_SECONDS = 3;
 
 /**
  * Runs sessions as hardened Docker containers. The only file that knows
@@ -50,6 +50,7 @@ export class DockerPlatform implements ContainerPlatform {
     const name = this.containerName(spec);
     const network = this.networkOf(name, spec);
     const options = buildContainerOptions(name, spec, this.config, network.env);
+    for (const volume of spec.volumes) await this.ensureVolume(volume);
     let adopted = false;
     let container: Docker.Container;
     try {
@@ -87,7 +88,8 @@ export class DockerPlatform implements ContainerPlatform {
     const name = this.nameOf(ref);
     const container = this.docker.getContainer(name);
     try {
-      await container.stop({ t: STOP_GRACE_SECONDS });
+      // No `t`: the engine waits the container's own StopTimeout (its kind's stop grace).
+      await container.stop();
     } catch (error) {
       const status = statusOf(error);
       // 304 already stopped, 404 already gone: both are what we want.
@@ -132,6 +134,45 @@ export class DockerPlatform implements ContainerPlatform {
       }));
     } catch (error) {
       throw toPlatformError(error, 'listing containers');
+    }
+  }
+
+  async removeVolume(name: string): Promise<'removed' | 'gone' | 'in-use'> {
+    try {
+      await this.docker.getVolume(name).remove();
+      return 'removed';
+    } catch (error) {
+      const status = statusOf(error);
+      if (status === 404) return 'gone';
+      if (status === 409) return 'in-use';
+      throw toPlatformError(error, `removing volume ${name}`);
+    }
+  }
+
+  async listManagedVolumes(): Promise<ManagedVolume[]> {
+    try {
+      const { Volumes } = await this.docker.listVolumes({
+        filters: { label: [`${LABELS.managedBy}=berth`, `${LABELS.instance}=${this.config.platform.instance}`] },
+      });
+      return (Volumes ?? []).map((volume) => ({
+        name: volume.Name,
+        purpose: volume.Labels?.[LABELS.volumePurpose] as ManagedVolume['purpose'],
+        createdAt: new Date((volume as { CreatedAt?: string }).CreatedAt ?? 0),
+      }));
+    } catch (error) {
+      throw toPlatformError(error, 'listing volumes');
+    }
+  }
+
+  /** Creates the named volume with Berth's labels; an existing one is kept as it is (its data is the point). */
+  private async ensureVolume(volume: PersistentVolume): Promise<void> {
+    try {
+      await this.docker.createVolume({
+        Name: volume.name,
+        Labels: { [LABELS.managedBy]: 'berth', [LABELS.instance]: this.config.platform.instance, [LABELS.volumePurpose]: volume.purpose },
+      });
+    } catch (error) {
+      throw toPlatformError(error, `creating volume ${volume.name}`);
     }
   }
 

@@ -1,9 +1,14 @@
 import { ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import { IsEnum, IsInt, IsOptional, Max, Min } from 'class-validator';
-import { SessionStatus } from '../session-status';
+import { SessionKind, SessionStatus } from '../session-status';
 
 export class ListSessionsQuery {
+  @ApiPropertyOptional({ enum: SessionKind, description: 'Only sessions of this kind (on /api/v1/sessions; the kind routes imply it).' })
+  @IsOptional()
+  @IsEnum(SessionKind, { message: `kind must be one of: ${Object.values(SessionKind).join(', ')}` })
+  kind?: SessionKind;
+
   @ApiPropertyOptional({ enum: SessionStatus, description: 'Only sessions in this status.' })
   @IsOptional()
   @IsEnum(SessionStatus, { message: `status must be one of: ${Object.values(SessionStatus).join(', ')}` })

@@ -1,11 +1,11 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { SessionKind, SessionStatus } from '../session-status';
-import { Session } from '../session.entity';
-import { SessionUrls } from '../session-urls';
 
-/** The public shape of a session; field names follow the Terminal Server seed API. */
+const EXAMPLE_ID = '550e8400-e29b-41d4-a716-446655440000';
+
+/** The public shape of a session of any kind; field names follow the Terminal Server seed API. */
 export class SessionResponse {
-  @ApiProperty({ format: 'uuid' })
+  @ApiProperty({ format: 'uuid', example: EXAMPLE_ID })
   id: string;
 
   @ApiProperty({ enum: SessionKind })
@@ -17,7 +17,7 @@ export class SessionResponse {
   @ApiProperty({
     type: String,
     nullable: true,
-    example: 'http://550e8400-e29b-41d4-a716-446655440000.localhost:3000/',
+    example: `http://${EXAMPLE_ID}.localhost:3000/`,
     description:
       'The session on its own origin, through the gateway: open `tunnel_url?token=<access_token>` in a browser ' +
       '(the token becomes a cookie for this origin only). Set once the session is `started`.',
@@ -27,12 +27,38 @@ export class SessionResponse {
   @ApiProperty({
     type: String,
     nullable: true,
-    example: 'http://127.0.0.1:3000/s/550e8400-e29b-41d4-a716-446655440000/',
+    example: `http://127.0.0.1:3000/s/${EXAMPLE_ID}/`,
     description:
       'The same session under PUBLIC_URL, for programs that cannot resolve per-session host names. ' +
       'Takes `Authorization: Bearer <access_token>` or `?token=`; never uses cookies. Set once `started`.',
   })
   path_url: string | null;
+
+  @ApiProperty({
+    type: String,
+    nullable: true,
+    example: `ws://127.0.0.1:3000/s/${EXAMPLE_ID}/devtools/browser`,
+    description:
+      'Browsers: the Chrome DevTools Protocol endpoint for `chromium.connectOverCDP(cdp_url)` (playwright-core) or ' +
+      '`puppeteer.connect({ browserWSEndpoint: cdp_url })`. Carries `?token=` in the response that created the ' +
+      'session; elsewhere send `Authorization: Bearer <access_token>` (the `headers` option of both clients). ' +
+      '`/json/version` and `/json/list` answer under path_url. Null for terminals.',
+  })
+  cdp_url: string | null;
+
+  @ApiProperty({
+    type: String,
+    nullable: true,
+    example: `http://${EXAMPLE_ID}.localhost:3000/`,
+    description: "Headful browsers: a page with the session's live screen (noVNC), interactive unless `view_only`. Null otherwise.",
+  })
+  live_view_url: string | null;
+
+  @ApiProperty({ type: Object, description: 'What the session was launched with (browsers: start_url, headless, viewport, view_only).' })
+  options: Record<string, unknown>;
+
+  @ApiProperty({ type: String, nullable: true, description: 'Browsers: the persistent profile the session uses.' })
+  profile: string | null;
 
   @ApiProperty({ type: String, nullable: true })
   container_id: string | null;
@@ -52,34 +78,19 @@ export class SessionResponse {
   @ApiProperty({ type: String, format: 'date-time', nullable: true })
   started_at: string | null;
 
+  @ApiProperty({ type: String, format: 'date-time', nullable: true, description: 'Last traffic through the gateway (recorded every few seconds).' })
+  last_activity_at: string | null;
+
   @ApiProperty({ format: 'date-time' })
   expires_at: string;
 
   @ApiProperty({ type: String, format: 'date-time', nullable: true, description: 'When the session ended.' })
   deleted_at: string | null;
-
-  static from(session: Session, urls: SessionUrls): SessionResponse {
-    const started = session.status === SessionStatus.Started;
-    return {
-      id: session.id,
-      kind: session.kind,
-      status: session.status,
-      tunnel_url: started ? urls.pageUrl(session.id) : null,
-      path_url: started ? urls.pathUrl(session.id) : null,
-      container_id: session.containerId,
-      container_name: session.containerName,
-      error_message: session.errorMessage,
-      created_at: session.createdAt.toISOString(),
-      updated_at: session.updatedAt.toISOString(),
-      started_at: session.startedAt?.toISOString() ?? null,
-      expires_at: session.expiresAt.toISOString(),
-      deleted_at: session.deletedAt?.toISOString() ?? null,
-    };
-  }
 }
 
 export class CreatedSessionResponse extends SessionResponse {
   @ApiProperty({
+    example: '3_ogNQcFSx5Iwl5_QQI5lYWIR8ADB_LFaXS2jle_Snk',
     description:
       'Secret that opens the session, shown only in this response (Berth stores its hash). ' +
       'Open `tunnel_url?token=<access_token>` in a browser, or send `Authorization: Bearer <access_token>`.',
