@@ -58,6 +58,8 @@ export class BerthConfig {
       apiVersion: string;
       network: string;
       sessionHost: string;
+      /** Named network with published ports: where agents' ports are published (empty: not published). */
+      publishHost: string;
       portRange: { min: number; max: number };
       containerPort: number;
     };
@@ -137,6 +139,7 @@ export class BerthConfig {
         apiVersion: env.DOCKER_API_VERSION,
         network: env.DOCKER_NETWORK,
         sessionHost: env.DOCKER_SESSION_HOST,
+        publishHost: env.DOCKER_PUBLISH_HOST,
         portRange: parsePortRange(env.SESSION_PORT_RANGE),
         containerPort: env.SESSION_CONTAINER_PORT,
       },

@@ -270,9 +270,12 @@ export class EnvironmentVariables {
 
   /**
    * `host`: containers share the host network, each agent listens on a port
-   * Berth allocates from SESSION_PORT_RANGE on DOCKER_SESSION_HOST (single host, tests).
-   * Anything else: the name of an existing Docker network (compose), where
-   * containers listen on SESSION_CONTAINER_PORT and the gateway reaches them by name.
+   * Berth allocates from SESSION_PORT_RANGE on DOCKER_SESSION_HOST (single
+   * trusted host, tests). Anything else: the name of an existing Docker
+   * network, where agents listen on SESSION_CONTAINER_PORT and the gateway
+   * reaches them by container name, or, with DOCKER_PUBLISH_HOST, at a port
+   * Berth allocates and publishes on the host (networks with inter-container
+   * traffic off: docker-compose.yml).
    */
   @Matches(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/, { message: 'DOCKER_NETWORK must be "host" or a Docker network name' })
   DOCKER_NETWORK: string = 'host';
@@ -280,6 +283,16 @@ export class EnvironmentVariables {
   /** Host networking: the address the gateway reaches session containers at (loopback when it runs on the same host). */
   @IsString()
   DOCKER_SESSION_HOST: string = '127.0.0.1';
+
+  /**
+   * A named network: publish each agent's port on this host address (at a
+   * port from SESSION_PORT_RANGE) and have the gateway connect there, instead
+   * of by container name. Needed when the network has inter-container traffic
+   * off, so sessions cannot reach each other (or the gateway reach them).
+   * Empty: not published.
+   */
+  @IsString()
+  DOCKER_PUBLISH_HOST: string = '';
 
   @IsInt()
   @Min(1)

@@ -61,6 +61,14 @@ describe('Docker container options', () => {
     expect(options.Env).toEqual(['BERTH_SESSION_ID=x', 'BERTH_PORT=0']);
   });
 
+  it('publishes the agent port on the host only when asked (a network with inter-container traffic off)', () => {
+    const isolated = testConfig({ DOCKER_NETWORK: 'berth-sessions', DOCKER_PUBLISH_HOST: '127.0.0.1' });
+    const published = buildContainerOptions('n', spec, isolated, {}, { host: '127.0.0.1', port: 21234 });
+    expect(published.ExposedPorts).toEqual({ '7681/tcp': {} });
+    expect(published.HostConfig!.PortBindings).toEqual({ '7681/tcp': [{ HostIp: '127.0.0.1', HostPort: '21234' }] });
+    expect(options.HostConfig!.PortBindings).toBeUndefined();
+  });
+
   it('uses the configured network mode', () => {
     expect(options.HostConfig!.NetworkMode).toBe('host');
     const compose = testConfig({ DOCKER_NETWORK: 'berth_sessions' });

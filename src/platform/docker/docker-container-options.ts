@@ -15,11 +15,18 @@ export function isLoopback(host: string): boolean {
  * tmpfs for the writable paths, memory/CPU/pids limits), persistent volumes
  * mounted where the session's kind wants them. Unit-tested without an engine.
  */
+/** The agent's port published on the host (named networks with inter-container traffic off). */
+export interface PublishedPort {
+  host: string;
+  port: number;
+}
+
 export function buildContainerOptions(
   name: string,
   spec: SessionContainerSpec,
   config: BerthConfig,
   networkEnv: Record<string, string>,
+  publish?: PublishedPort,
 ): ContainerCreateOptions {
   const { docker, instance } = config.platform;
   const limits = spec.resources;
@@ -43,8 +50,10 @@ export function buildContainerOptions(
     StopSignal: 'SIGTERM',
     // `docker stop` (and the adapter's stop) waits this long for the agent's clean shutdown.
     StopTimeout: spec.stopGraceSeconds,
+    ...(publish ? { ExposedPorts: { [`${docker.containerPort}/tcp`]: {} } } : {}),
     HostConfig: {
       NetworkMode: docker.network,
+      ...(publish ? { PortBindings: { [`${docker.containerPort}/tcp`]: [{ HostIp: publish.host, HostPort: String(publish.port) }] } } : {}),
       // No Init (tini): an init process would hold the container's environment,
       // callback secret included, readable by the user's shell. The session
       // server runs as PID 1, reaps orphans itself and is not dumpable.

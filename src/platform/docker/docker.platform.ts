@@ -15,7 +15,7 @@ import {
   StartedContainer,
   sessionContainerName,
 } from '../container-platform';
-import { buildContainerOptions, isLoopback } from './docker-container-options';
+import { PublishedPort, buildContainerOptions, isLoopback } from './docker-container-options';
 
 interface DockerApiError {
   statusCode?: number;
@@ -25,6 +25,12 @@ interface DockerApiError {
 }
 
 const MAX_CREATE_ATTEMPTS = 8;
+
+interface SessionNetwork {
+  env: Record<string, string>;
+  upstreamUrl: string;
+  publish?: PublishedPort;
+}
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -43,13 +49,14 @@ export class DockerPlatform implements ContainerPlatform {
   constructor(private readonly config: BerthConfig) {
     const { socketPath, apiVersion } = config.platform.docker;
     this.docker = new Docker({ socketPath, version: apiVersion });
-    this.requiresHostPort = config.platform.docker.network === 'host';
+    const { network, publishHost } = config.platform.docker;
+    this.requiresHostPort = network === 'host' || publishHost !== '';
   }
 
   async start(spec: SessionContainerSpec, attempt = 1): Promise<StartedContainer> {
     const name = this.containerName(spec);
     const network = this.networkOf(name, spec);
-    const options = buildContainerOptions(name, spec, this.config, network.env);
+    const options = buildContainerOptions(name, spec, this.config, network.env, network.publish);
     for (const volume of spec.volumes) await this.ensureVolume(volume);
     let adopted = false;
     let container: Docker.Container;
@@ -187,18 +194,21 @@ export class DockerPlatform implements ContainerPlatform {
   /**
    * Where the agent listens and where the gateway reaches it. Host
    * networking: the port Berth allocated (spec.hostPort) on
-   * DOCKER_SESSION_HOST. A named network: the fixed port, by container name.
+   * DOCKER_SESSION_HOST. A named network: the fixed port, by container name,
+   * or published at the allocated port on DOCKER_PUBLISH_HOST.
    */
-  private networkOf(containerName: string, spec: SessionContainerSpec): { env: Record<string, string>; upstreamUrl: string } {
-    const { network, sessionHost, containerPort } = this.config.platform.docker;
+  private networkOf(containerName: string, spec: SessionContainerSpec): SessionNetwork {
+    const { network, sessionHost, publishHost, containerPort } = this.config.platform.docker;
+    if (this.requiresHostPort && !spec.hostPort) throw new PlatformError('this network mode needs a host port allocated by Berth', false);
     if (network === 'host') {
-      if (!spec.hostPort) throw new PlatformError('host networking needs a host port allocated by Berth', false);
       return {
         env: { BERTH_LISTEN_HOST: isLoopback(sessionHost) ? '127.0.0.1' : '0.0.0.0', BERTH_PORT: String(spec.hostPort) },
         upstreamUrl: `http://${sessionHost}:${spec.hostPort}`,
       };
     }
-    return { env: { BERTH_LISTEN_HOST: '0.0.0.0', BERTH_PORT: String(containerPort) }, upstreamUrl: `http://${containerName}:${containerPort}` };
+    const env = { BERTH_LISTEN_HOST: '0.0.0.0', BERTH_PORT: String(containerPort) };
+    if (publishHost) return { env, upstreamUrl: `http://${publishHost}:${spec.hostPort}`, publish: { host: publishHost, port: spec.hostPort! } };
+    return { env, upstreamUrl: `http://${containerName}:${containerPort}` };
   }
 
   private containerName(spec: SessionContainerSpec): string {
