@@ -1,17 +1,22 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http';
 import { AddressInfo } from 'node:net';
-import { Pod, Service } from 'kubernetes-models/v1';
+import { PersistentVolumeClaim, Pod } from 'kubernetes-models/v1';
 
 /**
  * A small stand-in for the Kubernetes API server, speaking the core/v1
- * endpoints the Kubernetes platform adapter uses with the real request and
- * response shapes: objects with server-set metadata, Status objects for
- * errors, label selectors and continue tokens on lists, delete preconditions,
- * bearer-token authentication, RBAC over the rules of a Role, and a garbage
- * collector for owner references. No cluster can run on the project's
- * machines; this is what the adapter's tests talk to instead.
+ * endpoints the Kubernetes platform adapter uses (pods, pods/log,
+ * persistentvolumeclaims) with the real request and response shapes: objects
+ * with server-set metadata, Status objects for errors, label selectors and
+ * continue tokens on lists, delete preconditions, bearer-token
+ * authentication, RBAC over the rules of a Role, and the pvc-protection
+ * finalizer (a claim deleted while a pod uses it stays, terminating, until
+ * no pod does). No cluster can run on the project's machines; this is what
+ * the adapter's tests talk to instead.
  */
+
+/** What the StorageObjectInUseProtection admission plugin puts on every claim. */
+export const PVC_PROTECTION_FINALIZER = 'kubernetes.io/pvc-protection';
 
 type KubeObject = {
   apiVersion?: string;
@@ -21,8 +26,8 @@ type KubeObject = {
     namespace?: string;
     uid?: string;
     labels?: Record<string, string>;
-    ownerReferences?: { kind: string; uid: string }[];
     deletionTimestamp?: string;
+    finalizers?: string[];
     [key: string]: unknown;
   };
   spec?: unknown;
@@ -51,15 +56,14 @@ export interface FakeKubernetesApiOptions {
   rbac?: { namespace: string; rules: RbacRule[] };
 }
 
-type Resource = 'pods' | 'services';
+type Resource = 'pods' | 'persistentvolumeclaims';
 
 const KINDS: Record<Resource, { kind: string; validate: (object: KubeObject) => void }> = {
   pods: { kind: 'Pod', validate: (object) => new Pod(object as never).validate() },
-  services: { kind: 'Service', validate: (object) => new Service(object as never).validate() },
+  persistentvolumeclaims: { kind: 'PersistentVolumeClaim', validate: (object) => new PersistentVolumeClaim(object as never).validate() },
 };
 
 const DNS_1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
-const DNS_1035_LABEL = /^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$/;
 
 interface Fault {
   method: string;
@@ -73,9 +77,7 @@ export class FakeKubernetesApi {
   readonly requests: RecordedRequest[] = [];
   /** `resource:verb` pairs that were allowed and used, across resets. */
   readonly exercised = new Set<string>();
-  /** Whether deleting an owner deletes its dependents at once (the garbage collector). */
-  garbageCollection = true;
-  private readonly store = { pods: new Map<string, KubeObject>(), services: new Map<string, KubeObject>() };
+  private readonly store: Record<Resource, Map<string, KubeObject>> = { pods: new Map(), persistentvolumeclaims: new Map() };
   private readonly logs = new Map<string, string>();
   private faults: Fault[] = [];
   private resourceVersion = 1000;
@@ -103,10 +105,9 @@ export class FakeKubernetesApi {
   reset(): void {
     this.requests.length = 0;
     this.store.pods.clear();
-    this.store.services.clear();
+    this.store.persistentvolumeclaims.clear();
     this.logs.clear();
     this.faults = [];
-    this.garbageCollection = true;
   }
 
   /** The next request matching method and path gets this error Status instead. */
@@ -114,7 +115,7 @@ export class FakeKubernetesApi {
     this.faults.push({ method, path, code, reason, message });
   }
 
-  /** Puts an object (a V1Pod, a V1Service) as if someone else or an earlier attempt had created it. */
+  /** Puts an object (a V1Pod, a V1PersistentVolumeClaim) as if someone else or an earlier attempt had created it. */
   put(resource: Resource, namespace: string, object: object): KubeObject {
     const stored = this.stamp(resource, namespace, structuredClone(object) as KubeObject);
     this.store[resource].set(`${namespace}/${stored.metadata.name}`, stored);
@@ -134,6 +135,7 @@ export class FakeKubernetesApi {
     const pod = this.get('pods', namespace, name);
     if (!pod) throw new Error(`no pod ${namespace}/${name}`);
     pod.status = podStatus;
+    this.releaseClaims(namespace);
   }
 
   setLog(namespace: string, name: string, text: string): void {
@@ -162,9 +164,9 @@ export class FakeKubernetesApi {
     if (request.headers.authorization !== `Bearer ${this.options.token}`) {
       return send(401, status(401, 'Unauthorized', 'Unauthorized'));
     }
-    const match = /^\/api\/v1\/namespaces\/([^/]+)\/(pods|services)(?:\/([^/]+))?(\/log)?$/.exec(url.pathname);
-    if (!match) return send(404, status(404, 'NotFound', 'the server could not find the requested resource'));
-    const [, namespace, resource, name, log] = match as unknown as [string, string, Resource, string | undefined, string | undefined];
+    const match = /^\/api\/v1\/namespaces\/([^/]+)\/(pods|persistentvolumeclaims)(?:\/([^/]+))?(\/log)?$/.exec(url.pathname);
+    const [, namespace, resource, name, log] = (match ?? []) as unknown as [string, string, Resource, string | undefined, string | undefined];
+    if (!match || (log && resource !== 'pods')) return send(404, status(404, 'NotFound', 'the server could not find the requested resource'));
     const verb = verbOf(record.method, name);
     const rbacResource = log ? `${resource}/log` : resource;
 
@@ -214,8 +216,13 @@ export class FakeKubernetesApi {
             status(409, 'Conflict', `Precondition failed: UID in precondition: ${preconditionUid}, UID in object meta: ${object.metadata.uid}`),
           );
         }
+        if (resource === 'persistentvolumeclaims' && this.claimInUse(namespace, object.metadata.name)) {
+          // The pvc-protection finalizer holds it: terminating, still there.
+          object.metadata.deletionTimestamp ??= timestamp();
+          return send(200, object);
+        }
         store.delete(key);
-        if (this.garbageCollection) this.collectDependents(namespace, object.metadata.uid!);
+        if (resource === 'pods') this.releaseClaims(namespace);
         return send(200, { ...object, metadata: { ...object.metadata, deletionTimestamp: timestamp() } });
       }
       default:
@@ -240,8 +247,7 @@ export class FakeKubernetesApi {
   private invalid(resource: Resource, object: KubeObject | undefined): string | null {
     if (!object?.metadata?.name) return 'metadata.name: Required value';
     if (object.kind !== KINDS[resource].kind) return `kind: Invalid value: "${object.kind}"`;
-    const pattern = resource === 'services' ? DNS_1035_LABEL : DNS_1123_SUBDOMAIN;
-    if (!pattern.test(object.metadata.name) || object.metadata.name.length > 253) {
+    if (!DNS_1123_SUBDOMAIN.test(object.metadata.name) || object.metadata.name.length > 253) {
       return `metadata.name: Invalid value: "${object.metadata.name}"`;
     }
     try {
@@ -270,12 +276,22 @@ export class FakeKubernetesApi {
     };
   }
 
-  private collectDependents(namespace: string, ownerUid: string): void {
-    for (const store of Object.values(this.store)) {
-      for (const [key, object] of store) {
-        const owned = object.metadata.ownerReferences?.some((ref) => ref.uid === ownerUid);
-        if (owned && object.metadata.namespace === namespace) store.delete(key);
-      }
+  /** A pod that has not finished names the claim (what the pvc-protection controller checks). */
+  private claimInUse(namespace: string, claimName: string): boolean {
+    return [...this.store.pods.values()].some((pod) => {
+      if (pod.metadata.namespace !== namespace) return false;
+      const phase = (pod.status as { phase?: string } | undefined)?.phase;
+      if (phase === 'Succeeded' || phase === 'Failed') return false;
+      const volumes = (pod.spec as { volumes?: { persistentVolumeClaim?: { claimName?: string } }[] } | undefined)?.volumes ?? [];
+      return volumes.some((volume) => volume.persistentVolumeClaim?.claimName === claimName);
+    });
+  }
+
+  /** The finalizer lets go of terminating claims no pod uses any more. */
+  private releaseClaims(namespace: string): void {
+    for (const [key, claim] of this.store.persistentvolumeclaims) {
+      if (claim.metadata.namespace !== namespace || !claim.metadata.deletionTimestamp) continue;
+      if (!this.claimInUse(namespace, claim.metadata.name)) this.store.persistentvolumeclaims.delete(key);
     }
   }
 
@@ -287,8 +303,14 @@ export class FakeKubernetesApi {
       resourceVersion: String(++this.resourceVersion),
       creationTimestamp: (object.metadata.creationTimestamp as string | undefined) ?? timestamp(),
     };
-    if (resource === 'pods') object.status ??= { phase: 'Pending', qosClass: 'Burstable' };
-    else object.status ??= { loadBalancer: {} };
+    if (resource === 'pods') {
+      object.status ??= { phase: 'Pending', qosClass: 'Burstable' };
+    } else {
+      // Pending until a pod using it is scheduled (WaitForFirstConsumer) or a volume is bound.
+      object.status ??= { phase: 'Pending' };
+      const finalizers = object.metadata.finalizers ?? [];
+      if (!finalizers.includes(PVC_PROTECTION_FINALIZER)) object.metadata.finalizers = [...finalizers, PVC_PROTECTION_FINALIZER];
+    }
     return object;
   }
 }

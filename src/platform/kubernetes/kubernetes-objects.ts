@@ -1,13 +1,12 @@
-import { createHash } from 'node:crypto';
-import type { V1OwnerReference, V1Pod, V1Service } from '@kubernetes/client-node';
+import type { V1PersistentVolumeClaim, V1Pod, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
 import { BerthConfig } from '../../config/berth-config';
-import { LABELS, SessionContainerSpec } from '../container-platform';
+import { LABELS, PersistentVolume, SESSION_HOME, SessionContainerSpec } from '../container-platform';
 
 /** The unprivileged user every session image runs as (same as the Docker adapter). */
 export const SESSION_UID = 1000;
 
-/** Seconds between SIGTERM and SIGKILL; the session servers exit in well under one. */
-export const TERMINATION_GRACE_SECONDS = 5;
+/** The name of the agent's port on the pod, which the readiness probe uses. */
+export const AGENT_PORT_NAME = 'http';
 
 /**
  * Share of the limit a session reserves (Burstable QoS). Sessions idle at a few
@@ -18,12 +17,10 @@ export const TERMINATION_GRACE_SECONDS = 5;
  */
 export const REQUEST_FRACTION = { cpu: 0.1, memory: 0.25 } as const;
 
-const DNS_1035_LABEL = /^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$/;
-
 /**
- * Labels on everything the adapter creates: Berth's ownership labels (the ones
- * listManaged and the Service selector use) plus the recommended
- * app.kubernetes.io label so generic tooling sees who owns the object.
+ * Labels on every session pod: Berth's ownership labels (the ones
+ * listManaged selects on) plus the recommended app.kubernetes.io label so
+ * generic tooling sees who owns the object.
  */
 export function sessionLabels(spec: SessionContainerSpec, config: BerthConfig): Record<string, string> {
   return {
@@ -36,16 +33,16 @@ export function sessionLabels(spec: SessionContainerSpec, config: BerthConfig): 
 }
 
 /**
- * Service names must be DNS-1035 labels (at most 63 characters, starting with
- * a letter); pod names may be longer and start with a digit. The pod name is
- * reused when it qualifies, which it does for the default instance name;
- * otherwise a deterministic slug with a hash suffix keeps it unique.
+ * Labels on a persistent volume's claim. No session id: the claim outlives
+ * the session that created it and is mounted by later ones.
  */
-export function sessionServiceName(podName: string): string {
-  if (DNS_1035_LABEL.test(podName)) return podName;
-  const hash = createHash('sha256').update(podName).digest('hex').slice(0, 8);
-  const prefix = `s-${podName}`.slice(0, 63 - hash.length - 1).replace(/-+$/, '');
-  return `${prefix}-${hash}`;
+export function volumeLabels(volume: PersistentVolume, config: BerthConfig): Record<string, string> {
+  return {
+    [LABELS.managedBy]: 'berth',
+    [LABELS.instance]: config.platform.instance,
+    [LABELS.volumePurpose]: volume.purpose,
+    'app.kubernetes.io/managed-by': 'berth',
+  };
 }
 
 /** The variables that tell the session agent where to listen: every pod has its own address. */
@@ -61,12 +58,25 @@ export function podUpstreamUrl(pod: V1Pod, config: BerthConfig): string | null {
   return `http://${host}:${config.platform.docker.containerPort}`;
 }
 
+/** The pod-level name of a persistent volume: unique in the pod, a DNS label whatever the claim is called. */
+function podVolumeName(volume: PersistentVolume, index: number): string {
+  return `${volume.purpose}-${index}`;
+}
+
 /**
  * Pure builder for a session pod, in the spirit of kubespawner's make_pod:
  * hardened by default to the same level as the Docker adapter (non-root, no
  * capabilities, no privilege escalation, RuntimeDefault seccomp, read-only
  * root with memory-backed writable paths, memory and CPU limits) and within
- * the Pod Security "restricted" profile. Unit-tested without a cluster.
+ * the Pod Security "restricted" profile, for every kind. Unit-tested without
+ * a cluster.
+ *
+ * Resources, stop grace and volumes come from the spec (the kind's profile).
+ * Persistent volumes are the claims named after them (the adapter creates
+ * them first); one mounted at the home directory replaces its emptyDir.
+ *
+ * No per-session Service: the gateway and the API reach the agent at the
+ * pod's IP (podUpstreamUrl), which the NetworkPolicy in k8s/ restricts to them.
  *
  * `env` is added after spec.env and wins. Session secrets end up as plain env
  * values in the pod spec, readable by anyone who may `get` pods in the
@@ -78,11 +88,31 @@ export function podUpstreamUrl(pod: V1Pod, config: BerthConfig): string | null {
  * log size bound (kubelet's containerLogMaxSize) are node settings.
  */
 export function makeSessionPod(name: string, spec: SessionContainerSpec, config: BerthConfig, env: Record<string, string>): V1Pod {
-  const { limits, docker } = config.platform;
+  const { docker } = config.platform;
+  const limits = spec.resources;
   const allEnv = { ...spec.env, ...env };
   const cpuLimit = Math.max(1, Math.round(limits.nanoCpus / 1e6));
   const memoryLimit = limits.memoryBytes;
   const tmpfsSize = quantityFromBytes(limits.tmpfsBytes);
+
+  // Memory-backed like Docker's tmpfs; the usage counts against the
+  // container's memory limit as well as sizeLimit.
+  const volumes: V1Volume[] = [{ name: 'tmp', emptyDir: { medium: 'Memory', sizeLimit: tmpfsSize } }];
+  const volumeMounts: V1VolumeMount[] = [{ name: 'tmp', mountPath: '/tmp' }];
+  if (!spec.volumes.some((volume) => volume.mountPath === SESSION_HOME)) {
+    volumes.push({ name: 'home', emptyDir: { medium: 'Memory', sizeLimit: tmpfsSize } });
+    volumeMounts.push({ name: 'home', mountPath: SESSION_HOME });
+  }
+  // After the home directory, so a volume inside it (a browser profile) is
+  // mounted over it, not under it.
+  spec.volumes.forEach((volume, index) => {
+    volumes.push({ name: podVolumeName(volume, index), persistentVolumeClaim: { claimName: volume.name } });
+    volumeMounts.push({ name: podVolumeName(volume, index), mountPath: volume.mountPath });
+  });
+  // Nothing at /dev/shm: the container runtime's default (64 MiB) is enough,
+  // because the browser image runs Chromium with --disable-dev-shm-usage
+  // (shared memory goes to /tmp, the memory-backed emptyDir above).
+
   return {
     apiVersion: 'v1',
     kind: 'Pod',
@@ -91,17 +121,21 @@ export function makeSessionPod(name: string, spec: SessionContainerSpec, config:
       restartPolicy: 'Never',
       automountServiceAccountToken: false,
       // Service links would inject one variable per Service in the namespace:
-      // noise in the user's shell, and a listing of every other session.
+      // noise in the user's shell, and a listing of whatever else runs there.
       enableServiceLinks: false,
-      terminationGracePeriodSeconds: TERMINATION_GRACE_SECONDS,
-      // The pause container becomes PID 1 and reaps the orphans a user's shell
-      // leaves behind: Kubernetes' equivalent of Docker's `Init: true`.
-      shareProcessNamespace: true,
+      // SIGTERM to SIGKILL: the agent's clean shutdown (a browser saves its
+      // profile). `stop` deletes without overriding it.
+      terminationGracePeriodSeconds: spec.stopGraceSeconds,
+      // No shareProcessNamespace: the agent is PID 1 of its container and
+      // reaps orphans itself (docs/SESSION-CONTAINERS.md), as under Docker.
       securityContext: {
         runAsNonRoot: true,
         runAsUser: SESSION_UID,
         runAsGroup: SESSION_UID,
+        // Makes a fresh claim writable by the session user; checking only the
+        // volume's root keeps a large profile from being re-chowned on every start.
         fsGroup: SESSION_UID,
+        fsGroupChangePolicy: 'OnRootMismatch',
         seccompProfile: { type: 'RuntimeDefault' },
       },
       containers: [
@@ -112,7 +146,15 @@ export function makeSessionPod(name: string, spec: SessionContainerSpec, config:
           // adds a registry round trip to every start and fails air-gapped.
           imagePullPolicy: 'IfNotPresent',
           env: Object.entries(allEnv).map(([key, value]) => ({ name: key, value })),
-          ports: [{ name: 'http', containerPort: docker.containerPort, protocol: 'TCP' }],
+          ports: [{ name: AGENT_PORT_NAME, containerPort: docker.containerPort, protocol: 'TCP' }],
+          // A TCP check: every HTTP path of the agent, health included,
+          // requires the session's secret, which the kubelet does not have.
+          readinessProbe: {
+            tcpSocket: { port: AGENT_PORT_NAME },
+            periodSeconds: 2,
+            timeoutSeconds: 1,
+            failureThreshold: 3,
+          },
           securityContext: {
             allowPrivilegeEscalation: false,
             privileged: false,
@@ -127,49 +169,32 @@ export function makeSessionPod(name: string, spec: SessionContainerSpec, config:
               memory: quantityFromBytes(Math.floor(memoryLimit * REQUEST_FRACTION.memory)),
             },
           },
-          volumeMounts: [
-            { name: 'tmp', mountPath: '/tmp' },
-            { name: 'home', mountPath: '/home/berth' },
-          ],
+          volumeMounts,
         },
       ],
-      // Memory-backed like Docker's tmpfs; the usage counts against the
-      // container's memory limit as well as sizeLimit.
-      volumes: [
-        { name: 'tmp', emptyDir: { medium: 'Memory', sizeLimit: tmpfsSize } },
-        { name: 'home', emptyDir: { medium: 'Memory', sizeLimit: tmpfsSize } },
-      ],
+      volumes,
     },
   };
 }
 
 /**
- * Pure builder for the ClusterIP Service that gives a session pod a stable DNS
- * name (`<name>.<namespace>.svc`). With `owner`, the Service is owned by the
- * pod, so Kubernetes' garbage collector removes it with the pod even if Berth
- * never gets to.
+ * Pure builder for the PersistentVolumeClaim behind a persistent volume (a
+ * browser profile, a terminal workspace): named after the volume, labelled as
+ * Berth's, ReadWriteOnce (one session at a time mounts it), in the configured
+ * StorageClass. Without K8S_STORAGE_CLASS the field is left out, which selects
+ * the cluster's default class; an empty string would instead ask for a
+ * volume with no class at all.
  */
-export function makeSessionService(
-  name: string,
-  spec: SessionContainerSpec,
-  config: BerthConfig,
-  owner?: { name: string; uid: string },
-): V1Service {
-  const port = config.platform.docker.containerPort;
-  const ownerReferences: V1OwnerReference[] | undefined = owner
-    ? [{ apiVersion: 'v1', kind: 'Pod', name: owner.name, uid: owner.uid, controller: true }]
-    : undefined;
+export function makePersistentVolumeClaim(volume: PersistentVolume, config: BerthConfig): V1PersistentVolumeClaim {
+  const storageClass = config.platform.kubernetes.storageClass;
   return {
     apiVersion: 'v1',
-    kind: 'Service',
-    metadata: { name, labels: sessionLabels(spec, config), ...(ownerReferences ? { ownerReferences } : {}) },
+    kind: 'PersistentVolumeClaim',
+    metadata: { name: volume.name, labels: volumeLabels(volume, config) },
     spec: {
-      type: 'ClusterIP',
-      selector: {
-        [LABELS.instance]: config.platform.instance,
-        [LABELS.sessionId]: spec.sessionId,
-      },
-      ports: [{ name: 'http', protocol: 'TCP', port, targetPort: port }],
+      accessModes: ['ReadWriteOnce'],
+      resources: { requests: { storage: quantityFromBytes(volume.sizeBytes) } },
+      ...(storageClass ? { storageClassName: storageClass } : {}),
     },
   };
 }

@@ -5,11 +5,10 @@ import { Test } from '@nestjs/testing';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { loadAll } from 'js-yaml';
 import { BerthConfig } from '../../config/berth-config';
-import { parseEnvironment } from '../../config/environment';
 import { SessionKind } from '../../sessions/session-status';
-import { ContainerRef, PlatformError, SessionContainerSpec, sessionContainerName } from '../container-platform';
-import { FakeKubernetesApi, RbacRule } from '../../../test/kubernetes/fake-kubernetes-api';
-import { makeSessionPod, makeSessionService, sessionNetworkEnv, sessionServiceName } from './kubernetes-objects';
+import { ContainerRef, PersistentVolume, PlatformError, SessionContainerSpec, sessionContainerName } from '../container-platform';
+import { FakeKubernetesApi, PVC_PROTECTION_FINALIZER, RbacRule } from '../../../test/kubernetes/fake-kubernetes-api';
+import { makePersistentVolumeClaim, makeSessionPod, sessionNetworkEnv } from './kubernetes-objects';
 import { KUBE_CONFIG, KubernetesPlatform } from './kubernetes.platform';
 
 // The real client, loaded by Node rather than jest (it is ESM-only).
@@ -47,19 +46,24 @@ function kubeConfigFor(server: string, token = TOKEN): KubeConfig {
 
 const config = testConfig({ CONTAINER_PLATFORM: 'kubernetes' });
 
-function specFor(sessionId: string): SessionContainerSpec {
+function specFor(sessionId: string, volumes: PersistentVolume[] = []): SessionContainerSpec {
   return {
     sessionId,
     kind: SessionKind.Terminal,
     image: 'berth/terminal:latest',
     env: { BERTH_SESSION_ID: sessionId, BERTH_CALLBACK_TOKEN: 'cb-secret' },
+    resources: config.terminal.resources,
+    stopGraceSeconds: 3,
+    volumes,
   };
 }
 
+const MiB = 1024 * 1024;
 const SESSION = '6f1d2c3b-0a9e-4b8c-8d7e-5f4a3b2c1d0e';
 const spec = specFor(SESSION);
 const podName = sessionContainerName('berth', SessionKind.Terminal, SESSION);
-const serviceName = sessionServiceName(podName);
+const WORKSPACE: PersistentVolume = { name: 'berth-workspace-3f9a', mountPath: '/home/berth', purpose: 'workspace', sizeBytes: 1024 * MiB };
+const withWorkspace = specFor(SESSION, [WORKSPACE]);
 const ref = (state: ContainerRef['state'] = {}): ContainerRef => ({ sessionId: SESSION, kind: SessionKind.Terminal, state });
 
 /** A container status as the kubelet reports it, in the given state. */
@@ -91,10 +95,10 @@ describe('KubernetesPlatform against a fake API server', () => {
   });
 
   describe('start', () => {
-    it('creates the pod, then a Service owned by it, with the bodies the builders make', async () => {
+    it('creates the pod the builder makes, and nothing else, for a session without volumes', async () => {
       const started = await platform.start(spec);
 
-      expect(api.requests.map(requestLine)).toEqual([`POST /api/v1/namespaces/${NS}/pods`, `POST /api/v1/namespaces/${NS}/services`]);
+      expect(api.requests.map(requestLine)).toEqual([`POST /api/v1/namespaces/${NS}/pods`]);
       const pod = api.get('pods', NS, podName)!;
       expect(started).toEqual({
         containerId: pod.metadata.uid,
@@ -102,34 +106,95 @@ describe('KubernetesPlatform against a fake API server', () => {
         state: { containerName: podName, podUid: pod.metadata.uid, namespace: NS },
         adopted: false,
       });
-      // What went over the wire is exactly what the pure builders produced:
+      // What went over the wire is exactly what the pure builder produced:
       // nothing dropped or renamed by the client's serializer.
-      const [podRequest, serviceRequest] = api.requests;
-      expect(podRequest.body).toEqual(JSON.parse(JSON.stringify(makeSessionPod(podName, spec, config, sessionNetworkEnv(config)))));
-      expect(serviceRequest.body).toEqual(
-        JSON.parse(JSON.stringify(makeSessionService(serviceName, spec, config, { name: podName, uid: pod.metadata.uid! }))),
-      );
-      const sentPod = podRequest.body as { spec: { containers: { env: { name: string; value: string }[] }[] } };
+      expect(api.requests[0].body).toEqual(JSON.parse(JSON.stringify(makeSessionPod(podName, spec, config, sessionNetworkEnv(config)))));
+      const sentPod = api.requests[0].body as { spec: { terminationGracePeriodSeconds: number; containers: { env: { name: string; value: string }[] }[] } };
       const env = Object.fromEntries(sentPod.spec.containers[0].env.map((e) => [e.name, e.value]));
       expect(env).toMatchObject({ BERTH_PORT: '7681', BERTH_LISTEN_HOST: '0.0.0.0', BERTH_CALLBACK_TOKEN: 'cb-secret' });
-      expect(api.get('services', NS, serviceName)?.metadata.ownerReferences).toEqual([
-        expect.objectContaining({ kind: 'Pod', name: podName, uid: pod.metadata.uid }),
-      ]);
+      expect(sentPod.spec.terminationGracePeriodSeconds).toBe(3);
     });
 
-    it('adopts the existing pod and Service when started twice', async () => {
-      const first = await platform.start(spec);
+    it('creates the volume’s claim first, then the pod that mounts it', async () => {
+      const started = await platform.start(withWorkspace);
+
+      expect(api.requests.map((r) => `${requestLine(r)} ${r.status}`)).toEqual([
+        `POST /api/v1/namespaces/${NS}/persistentvolumeclaims 201`,
+        `POST /api/v1/namespaces/${NS}/pods 201`,
+      ]);
+      expect(api.requests[0].body).toEqual(JSON.parse(JSON.stringify(makePersistentVolumeClaim(WORKSPACE, config))));
+      const claim = api.get('persistentvolumeclaims', NS, WORKSPACE.name)!;
+      expect(claim.metadata.labels).toMatchObject({ 'berth.managed-by': 'berth', 'berth.instance': 'berth', 'berth.volume-purpose': 'workspace' });
+      expect(claim.spec).toMatchObject({ accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '1024Mi' } } });
+      const pod = api.get('pods', NS, podName)!;
+      expect(pod.metadata.uid).toBe(started.containerId);
+      expect((pod.spec as { volumes: unknown[] }).volumes).toContainEqual({ name: 'workspace-0', persistentVolumeClaim: { claimName: WORKSPACE.name } });
+    });
+
+    it('asks for the configured StorageClass', async () => {
+      const classy = new KubernetesPlatform(testConfig({ CONTAINER_PLATFORM: 'kubernetes', K8S_STORAGE_CLASS: 'fast-ssd' }), kubeConfigFor(server));
+      await classy.start(withWorkspace);
+      expect(api.get('persistentvolumeclaims', NS, WORKSPACE.name)?.spec).toMatchObject({ storageClassName: 'fast-ssd' });
+    });
+
+    it('keeps an existing claim of ours as it is (its data is the point) and mounts it', async () => {
+      const existing = api.put('persistentvolumeclaims', NS, {
+        ...makePersistentVolumeClaim({ ...WORKSPACE, sizeBytes: 5 * 1024 * MiB }, config),
+        status: { phase: 'Bound' },
+      });
+      const before = structuredClone(existing);
+
+      await platform.start(withWorkspace);
+
+      expect(api.requests.map((r) => `${requestLine(r)} ${r.status}`)).toEqual([
+        `POST /api/v1/namespaces/${NS}/persistentvolumeclaims 409`,
+        `GET /api/v1/namespaces/${NS}/persistentvolumeclaims/${WORKSPACE.name} 200`,
+        `POST /api/v1/namespaces/${NS}/pods 201`,
+      ]);
+      expect(api.get('persistentvolumeclaims', NS, WORKSPACE.name)).toEqual(before);
+      expect(api.all('persistentvolumeclaims')).toHaveLength(1);
+      expect(api.all('pods')).toHaveLength(1);
+    });
+
+    it('refuses a claim of that name that Berth does not own', async () => {
+      api.put('persistentvolumeclaims', NS, {
+        apiVersion: 'v1',
+        kind: 'PersistentVolumeClaim',
+        metadata: { name: WORKSPACE.name, labels: { app: 'someone-else' } },
+        spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '1Gi' } } },
+      });
+
+      const error = await platform.start(withWorkspace).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(PlatformError);
+      expect(error).toMatchObject({ transient: false, message: expect.stringContaining('does not own') });
+      expect(api.all('pods')).toHaveLength(0);
+    });
+
+    it('asks to retry later while the claim is being deleted, without creating the pod', async () => {
+      const claim = makePersistentVolumeClaim(WORKSPACE, config);
+      api.put('persistentvolumeclaims', NS, { ...claim, metadata: { ...claim.metadata, deletionTimestamp: new Date().toISOString() } });
+
+      await expect(platform.start(withWorkspace)).rejects.toMatchObject({
+        name: 'PlatformError',
+        transient: true,
+        message: expect.stringContaining('being deleted'),
+      });
+      expect(api.all('pods')).toHaveLength(0);
+    });
+
+    it('adopts the existing pod and claim when started twice', async () => {
+      const first = await platform.start(withWorkspace);
       api.setPodStatus(NS, podName, { phase: 'Running' });
-      const second = await platform.start(spec);
+      const second = await platform.start(withWorkspace);
 
       expect(second).toEqual({ ...first, adopted: true });
       expect(api.all('pods')).toHaveLength(1);
-      expect(api.all('services')).toHaveLength(1);
+      expect(api.all('persistentvolumeclaims')).toHaveLength(1);
       expect(api.requests.slice(2).map((r) => `${requestLine(r)} ${r.status}`)).toEqual([
+        `POST /api/v1/namespaces/${NS}/persistentvolumeclaims 409`,
+        `GET /api/v1/namespaces/${NS}/persistentvolumeclaims/${WORKSPACE.name} 200`,
         `POST /api/v1/namespaces/${NS}/pods 409`,
         `GET /api/v1/namespaces/${NS}/pods/${podName} 200`,
-        `POST /api/v1/namespaces/${NS}/services 409`,
-        `GET /api/v1/namespaces/${NS}/services/${serviceName} 200`,
       ]);
     });
 
@@ -146,19 +211,6 @@ describe('KubernetesPlatform against a fake API server', () => {
       expect(deletion.path).toBe(`/api/v1/namespaces/${NS}/pods/${podName}`);
       expect(deletion.query.get('gracePeriodSeconds')).toBe('0');
       expect(deletion.body).toMatchObject({ preconditions: { uid: first.containerId } });
-      // The old Service went with the old pod; the new one belongs to the new pod.
-      expect(api.get('services', NS, serviceName)?.metadata.ownerReferences).toEqual([expect.objectContaining({ uid: second.containerId })]);
-    });
-
-    it('replaces a Service still owned by a replaced pod when the garbage collector has not run yet', async () => {
-      api.garbageCollection = false;
-      await platform.start(spec);
-      api.setPodStatus(NS, podName, { phase: 'Failed' });
-
-      const second = await platform.start(spec);
-
-      expect(api.all('services')).toHaveLength(1);
-      expect(api.get('services', NS, serviceName)?.metadata.ownerReferences).toEqual([expect.objectContaining({ uid: second.containerId })]);
     });
 
     it('asks to retry later while a pod from an earlier attempt is still terminating', async () => {
@@ -184,23 +236,20 @@ describe('KubernetesPlatform against a fake API server', () => {
   });
 
   describe('stop', () => {
-    it('deletes the pod with the grace period and the Service, and is idempotent', async () => {
-      // Without the garbage collector racing us, to see both deletes land.
-      api.garbageCollection = false;
-      const started = await platform.start(spec);
+    it('deletes the pod leaving its own grace period in charge, keeps its volume, and is idempotent', async () => {
+      const started = await platform.start(withWorkspace);
       api.requests.length = 0;
 
       await platform.stop(ref(started.state));
-      expect(api.requests.map((r) => `${requestLine(r)} ${r.status}`)).toEqual([
-        `DELETE /api/v1/namespaces/${NS}/pods/${podName} 200`,
-        `DELETE /api/v1/namespaces/${NS}/services/${serviceName} 200`,
-      ]);
-      expect(api.requests[0].query.get('gracePeriodSeconds')).toBe('5');
+      expect(api.requests.map((r) => `${requestLine(r)} ${r.status}`)).toEqual([`DELETE /api/v1/namespaces/${NS}/pods/${podName} 200`]);
+      // No override: the pod's terminationGracePeriodSeconds (its kind's stop grace) applies.
+      expect(api.requests[0].query.has('gracePeriodSeconds')).toBe(false);
+      expect((api.requests[0].body as { gracePeriodSeconds?: number } | undefined)?.gracePeriodSeconds).toBeUndefined();
       expect(api.all('pods')).toHaveLength(0);
-      expect(api.all('services')).toHaveLength(0);
+      expect(api.all('persistentvolumeclaims').map((claim) => claim.metadata.name)).toEqual([WORKSPACE.name]);
 
       await expect(platform.stop(ref(started.state))).resolves.toBeUndefined();
-      expect(api.requests.slice(2).map((r) => r.status)).toEqual([404, 404]);
+      expect(api.requests.slice(1).map((r) => r.status)).toEqual([404]);
     });
 
     it('finds the pod from the session id when the state is empty, and in the recorded namespace otherwise', async () => {
@@ -213,6 +262,145 @@ describe('KubernetesPlatform against a fake API server', () => {
       const error = await platform.stop(ref({ containerName: podName, namespace: 'elsewhere' })).catch((e: unknown) => e);
       expect(api.requests.at(-1)?.path).toBe(`/api/v1/namespaces/elsewhere/pods/${podName}`);
       expect(error).toMatchObject({ transient: false, message: expect.stringContaining('forbidden') });
+    });
+  });
+
+  describe('removeVolume', () => {
+    it('leaves a claim a live pod of ours mounts alone: in-use, nothing deleted', async () => {
+      await platform.start(withWorkspace);
+      api.setPodStatus(NS, podName, { phase: 'Running', podIP: '10.42.0.7' });
+      api.requests.length = 0;
+
+      await expect(platform.removeVolume(WORKSPACE.name)).resolves.toBe('in-use');
+
+      expect(api.requests.map((r) => `${requestLine(r)} ${r.status}`)).toEqual([
+        `GET /api/v1/namespaces/${NS}/persistentvolumeclaims/${WORKSPACE.name} 200`,
+        `GET /api/v1/namespaces/${NS}/pods 200`,
+      ]);
+      expect(api.requests[1].query.get('labelSelector')).toBe('berth.managed-by=berth,berth.instance=berth');
+      // Not deleted-and-held-by-the-finalizer either: untouched.
+      expect(api.get('persistentvolumeclaims', NS, WORKSPACE.name)?.metadata.deletionTimestamp).toBeUndefined();
+    });
+
+    it('counts a pod that is still terminating as a user (it may be saving to the volume)', async () => {
+      const pod = makeSessionPod(podName, withWorkspace, config, {});
+      api.put('persistentvolumeclaims', NS, makePersistentVolumeClaim(WORKSPACE, config));
+      api.put('pods', NS, { ...pod, metadata: { ...pod.metadata!, deletionTimestamp: new Date().toISOString() }, status: { phase: 'Running' } });
+
+      await expect(platform.removeVolume(WORKSPACE.name)).resolves.toBe('in-use');
+      expect(api.all('persistentvolumeclaims')).toHaveLength(1);
+    });
+
+    it('removes a claim once its session has stopped', async () => {
+      const started = await platform.start(withWorkspace);
+      await platform.stop(ref(started.state));
+      const uid = api.get('persistentvolumeclaims', NS, WORKSPACE.name)!.metadata.uid;
+      api.requests.length = 0;
+
+      await expect(platform.removeVolume(WORKSPACE.name)).resolves.toBe('removed');
+
+      expect(api.requests.map((r) => `${requestLine(r)} ${r.status}`)).toEqual([
+        `GET /api/v1/namespaces/${NS}/persistentvolumeclaims/${WORKSPACE.name} 200`,
+        `GET /api/v1/namespaces/${NS}/pods 200`,
+        `DELETE /api/v1/namespaces/${NS}/persistentvolumeclaims/${WORKSPACE.name} 200`,
+      ]);
+      // Exactly the claim that was checked.
+      expect(api.requests[2].body).toMatchObject({ preconditions: { uid } });
+      expect(api.all('persistentvolumeclaims')).toHaveLength(0);
+    });
+
+    it('removes a claim whose only pods have finished, or mount other claims', async () => {
+      const finished = makeSessionPod(podName, withWorkspace, config, {});
+      api.put('pods', NS, { ...finished, status: { phase: 'Failed' } });
+      const otherSession = '44444444-5555-4666-8777-888888888888';
+      const other = specFor(otherSession, [{ ...WORKSPACE, name: 'berth-workspace-other' }]);
+      await platform.start(other);
+      api.put('persistentvolumeclaims', NS, makePersistentVolumeClaim(WORKSPACE, config));
+
+      await expect(platform.removeVolume(WORKSPACE.name)).resolves.toBe('removed');
+      expect(api.all('persistentvolumeclaims').map((claim) => claim.metadata.name)).toEqual(['berth-workspace-other']);
+    });
+
+    it('answers gone for a claim that does not exist, every time', async () => {
+      await expect(platform.removeVolume('berth-workspace-never')).resolves.toBe('gone');
+      await expect(platform.removeVolume('berth-workspace-never')).resolves.toBe('gone');
+      expect(api.requests.map((r) => r.status)).toEqual([404, 404]);
+    });
+
+    it('answers gone when the claim disappears between the check and the delete', async () => {
+      api.put('persistentvolumeclaims', NS, makePersistentVolumeClaim(WORKSPACE, config));
+      api.failNext('DELETE', /\/persistentvolumeclaims\//, 404, 'NotFound', `persistentvolumeclaims "${WORKSPACE.name}" not found`);
+      await expect(platform.removeVolume(WORKSPACE.name)).resolves.toBe('gone');
+    });
+
+    it('never deletes a claim Berth does not own', async () => {
+      api.put('persistentvolumeclaims', NS, {
+        apiVersion: 'v1',
+        kind: 'PersistentVolumeClaim',
+        metadata: { name: 'data-postgres-0', labels: { app: 'postgres' } },
+        spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '10Gi' } } },
+      });
+      await expect(platform.removeVolume('data-postgres-0')).rejects.toMatchObject({ name: 'PlatformError', transient: false });
+      expect(api.all('persistentvolumeclaims')).toHaveLength(1);
+      expect(api.requests.some((r) => r.method === 'DELETE')).toBe(false);
+    });
+
+    it('the fake API’s pvc-protection finalizer is what removeVolume must not rely on', async () => {
+      // Deleting a claim in use "succeeds" and only marks it terminating: the
+      // reason removeVolume looks at the pods first.
+      await platform.start(withWorkspace);
+      const claim = api.get('persistentvolumeclaims', NS, WORKSPACE.name)!;
+      expect(claim.metadata.finalizers).toEqual([PVC_PROTECTION_FINALIZER]);
+      const k8sCore = kubeConfigFor(server).makeApiClient(k8s.CoreV1Api);
+      await k8sCore.deleteNamespacedPersistentVolumeClaim({ name: WORKSPACE.name, namespace: NS });
+      expect(api.get('persistentvolumeclaims', NS, WORKSPACE.name)?.metadata.deletionTimestamp).toEqual(expect.any(String));
+      await platform.stop(ref());
+      expect(api.all('persistentvolumeclaims')).toHaveLength(0);
+    });
+  });
+
+  describe('listManagedVolumes', () => {
+    it('sends the ownership label selector and returns this instance’s claims with their purpose', async () => {
+      await platform.start(withWorkspace);
+      api.put('persistentvolumeclaims', NS, makePersistentVolumeClaim({ ...WORKSPACE, name: 'berth-profile-a', purpose: 'profile' }, config));
+      const otherInstance = testConfig({ BERTH_INSTANCE: 'other' });
+      api.put('persistentvolumeclaims', NS, makePersistentVolumeClaim({ ...WORKSPACE, name: 'other-workspace' }, otherInstance));
+      api.put('persistentvolumeclaims', NS, {
+        apiVersion: 'v1',
+        kind: 'PersistentVolumeClaim',
+        metadata: { name: 'data-postgres-0', labels: { app: 'postgres' } },
+        spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '10Gi' } } },
+      });
+      api.requests.length = 0;
+
+      const volumes = await platform.listManagedVolumes();
+
+      expect(api.requests.map(requestLine)).toEqual([`GET /api/v1/namespaces/${NS}/persistentvolumeclaims`]);
+      expect(api.requests[0].query.get('labelSelector')).toBe('berth.managed-by=berth,berth.instance=berth');
+      expect(volumes.map(({ name, purpose }) => ({ name, purpose }))).toEqual([
+        { name: 'berth-profile-a', purpose: 'profile' },
+        { name: WORKSPACE.name, purpose: 'workspace' },
+      ]);
+      for (const volume of volumes) expect(Math.abs(volume.createdAt.getTime() - Date.now())).toBeLessThan(10_000);
+    });
+
+    it('follows continue tokens through every page', async () => {
+      for (let i = 0; i < 501; i++) {
+        api.put('persistentvolumeclaims', NS, makePersistentVolumeClaim({ ...WORKSPACE, name: `berth-workspace-${String(i).padStart(3, '0')}` }, config));
+      }
+      api.requests.length = 0;
+
+      const volumes = await platform.listManagedVolumes();
+
+      expect(volumes).toHaveLength(501);
+      expect(new Set(volumes.map((volume) => volume.name)).size).toBe(501);
+      expect(api.requests.map((r) => r.query.get('continue'))).toEqual([null, expect.any(String)]);
+      expect(api.requests[0].query.get('limit')).toBe('500');
+    });
+
+    it('turns a failure into a PlatformError', async () => {
+      api.failNext('GET', /\/persistentvolumeclaims$/, 503, 'ServiceUnavailable', 'etcd is down');
+      await expect(platform.listManagedVolumes()).rejects.toMatchObject({ name: 'PlatformError', transient: true });
     });
   });
 
@@ -229,6 +417,29 @@ describe('KubernetesPlatform against a fake API server', () => {
         containerStatuses: [containerStatus({ running: { startedAt: '2026-11-22T10:00:00Z' } })],
       });
       await expect(platform.poll(ref(state))).resolves.toEqual({ state: 'running' });
+    });
+
+    it('is the only source of the address: upstreamUrlFor knows none before the pod exists', () => {
+      expect(platform.upstreamUrlFor(spec)).toBeNull();
+    });
+
+    it('reports where the gateway reaches the agent once the pod has an IP: status.podIP and the agent port', async () => {
+      api.setPodStatus(NS, podName, { phase: 'Pending' });
+      await expect(platform.poll(ref(state))).resolves.toEqual({ state: 'running' });
+      api.setPodStatus(NS, podName, {
+        phase: 'Running',
+        podIP: '10.42.3.19',
+        podIPs: [{ ip: '10.42.3.19' }],
+        containerStatuses: [containerStatus({ running: { startedAt: '2026-11-22T10:00:00Z' } })],
+      });
+      await expect(platform.poll(ref(state))).resolves.toEqual({ state: 'running', upstreamUrl: 'http://10.42.3.19:7681' });
+      api.setPodStatus(NS, podName, { phase: 'Running', podIP: 'fd00:42::13' });
+      await expect(platform.poll(ref(state))).resolves.toEqual({ state: 'running', upstreamUrl: 'http://[fd00:42::13]:7681' });
+    });
+
+    it('reports no address for a pod that has exited, even if its IP is still in the status', async () => {
+      api.setPodStatus(NS, podName, { phase: 'Failed', podIP: '10.42.3.19' });
+      await expect(platform.poll(ref(state))).resolves.toEqual({ state: 'exited', exitCode: null, reason: expect.any(String) });
     });
 
     it('answers exited with the code, the reason and the last output of a Failed pod', async () => {

@@ -1,5 +1,5 @@
 import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
-import type { CoreV1Api, KubeConfig, V1ContainerStatus, V1Pod, V1Service } from '@kubernetes/client-node';
+import type { CoreV1Api, KubeConfig, V1ContainerStatus, V1PersistentVolumeClaim, V1Pod } from '@kubernetes/client-node';
 import { BerthConfig } from '../../config/berth-config';
 import { SessionKind } from '../../sessions/session-status';
 import {
@@ -8,20 +8,15 @@ import {
   ContainerStatus,
   LABELS,
   ManagedContainer,
+  ManagedVolume,
+  PersistentVolume,
   PlatformError,
   SessionContainerSpec,
   StartedContainer,
   sessionContainerName,
 } from '../container-platform';
 import { kubernetesClient } from './kubernetes-client';
-import {
-  TERMINATION_GRACE_SECONDS,
-  makeSessionPod,
-  makeSessionService,
-  podUpstreamUrl,
-  sessionNetworkEnv,
-  sessionServiceName,
-} from './kubernetes-objects';
+import { makePersistentVolumeClaim, makeSessionPod, podUpstreamUrl, sessionNetworkEnv } from './kubernetes-objects';
 
 /**
  * Optional injection token: provide a KubeConfig under it to point the adapter
@@ -48,9 +43,11 @@ const MAX_CREATE_ATTEMPTS = 3;
 const LIST_PAGE_SIZE = 500;
 
 /**
- * Runs sessions as hardened pods, each behind a ClusterIP Service, in one
- * namespace. The only file that talks to the Kubernetes API: everything else
- * sees the ContainerPlatform contract.
+ * Runs sessions as hardened pods in one namespace, with persistent volumes as
+ * PersistentVolumeClaims there. The gateway reaches a pod's agent at the pod's
+ * IP (`poll` reports it), so there is no per-session Service. The only file
+ * that talks to the Kubernetes API: everything else sees the
+ * ContainerPlatform contract.
  *
  * Construction: `new KubernetesPlatform(config)` loads the in-cluster service
  * account when K8S_IN_CLUSTER is true, else the default kubeconfig
@@ -81,19 +78,18 @@ export class KubernetesPlatform implements ContainerPlatform {
   }
 
   /** A pod's address is known only once it is scheduled: `poll` reports it. */
-  upstreamUrlFor(): null {
+  upstreamUrlFor(_spec: SessionContainerSpec): null {
     return null;
   }
 
   async start(spec: SessionContainerSpec): Promise<StartedContainer> {
     const podName = sessionContainerName(this.config.platform.instance, spec.kind, spec.sessionId);
-    const serviceName = sessionServiceName(podName);
-    const { pod, adopted } = await this.createOrAdoptPod(podName, serviceName, spec);
+    // Claims first: a pod naming a claim that does not exist yet would sit
+    // unschedulable until it does.
+    for (const volume of spec.volumes) await this.ensureClaim(volume);
+    const { pod, adopted } = await this.createOrAdoptPod(podName, spec);
     const podUid = pod.metadata?.uid;
     if (!podUid) throw new PlatformError(`Kubernetes API returned pod ${podName} without a uid`, true);
-    // The Service comes second so it can be owned by the pod: whatever happens
-    // to Berth afterwards, no Service outlives its session's pod.
-    await this.ensureService(serviceName, spec, { name: podName, uid: podUid });
     return {
       containerId: podUid,
       containerName: podName,
@@ -106,17 +102,11 @@ export class KubernetesPlatform implements ContainerPlatform {
     const name = this.nameOf(ref);
     const namespace = this.namespaceOf(ref);
     try {
-      await this.core.deleteNamespacedPod({ name, namespace, gracePeriodSeconds: TERMINATION_GRACE_SECONDS });
+      // No gracePeriodSeconds: the pod's own terminationGracePeriodSeconds
+      // (its kind's stop grace) applies.
+      await this.core.deleteNamespacedPod({ name, namespace });
     } catch (error) {
       if (statusOf(error) !== 404) throw toPlatformError(error, `deleting pod ${name}`);
-    }
-    // The garbage collector would remove the Service too; deleting it here
-    // makes stop's effect immediate and covers a Service left without owner.
-    const serviceName = sessionServiceName(name);
-    try {
-      await this.core.deleteNamespacedService({ name: serviceName, namespace });
-    } catch (error) {
-      if (statusOf(error) !== 404) throw toPlatformError(error, `deleting service ${serviceName}`);
     }
   }
 
@@ -138,29 +128,77 @@ export class KubernetesPlatform implements ContainerPlatform {
   }
 
   async listManaged(): Promise<ManagedContainer[]> {
-    const labelSelector = this.ownershipSelector();
-    const found: ManagedContainer[] = [];
+    const pods = await this.listOurPods();
+    return pods.map((pod) => ({
+      sessionId: pod.metadata?.labels?.[LABELS.sessionId] ?? '',
+      kind: pod.metadata?.labels?.[LABELS.kind] as SessionKind,
+      containerName: pod.metadata?.name ?? '',
+      createdAt: new Date(pod.metadata?.creationTimestamp ?? 0),
+    }));
+  }
+
+  /**
+   * Deletes the claim unless a live pod of ours mounts it. The pods are
+   * checked rather than left to the pvc-protection finalizer, which would
+   * accept the delete, keep the claim while the pod runs and remove it (and
+   * its data) afterwards: 'removed' would be a promise about the future, and
+   * a session starting on the volume meanwhile would never be scheduled. A
+   * pod still terminating counts as live: it may be saving to the volume.
+   * Starting a session on a volume while removing it is the caller's race to
+   * avoid; the finalizer still keeps the data from vanishing under a pod.
+   */
+  async removeVolume(name: string): Promise<'removed' | 'gone' | 'in-use'> {
+    const claim = await this.readClaim(name);
+    if (!claim) return 'gone';
+    if (!this.isOurs(claim.metadata?.labels)) {
+      throw new PlatformError(`persistent volume claim ${name} is not one Berth created; not removing it`, false);
+    }
+    const pods = await this.listOurPods();
+    const user = pods.find((pod) => isLive(pod) && mountsClaim(pod, name));
+    if (user) {
+      this.logger.log({ msg: 'volume still in use; not removing it', volume: name, pod: user.metadata?.name });
+      return 'in-use';
+    }
+    try {
+      await this.core.deleteNamespacedPersistentVolumeClaim({
+        name,
+        namespace: this.namespace,
+        // Exactly the claim we checked, not one created under its name since.
+        body: claim.metadata?.uid ? { preconditions: { uid: claim.metadata.uid } } : undefined,
+      });
+      return 'removed';
+    } catch (error) {
+      const status = statusOf(error);
+      if (status === 404) return 'gone';
+      // The uid precondition failed: a new claim of that name was created
+      // since we looked, for a session about to use it.
+      if (status === 409) return 'in-use';
+      throw toPlatformError(error, `deleting persistent volume claim ${name}`);
+    }
+  }
+
+  async listManagedVolumes(): Promise<ManagedVolume[]> {
+    const found: ManagedVolume[] = [];
     let continueToken: string | undefined;
     try {
       do {
-        const page = await this.core.listNamespacedPod({
+        const page = await this.core.listNamespacedPersistentVolumeClaim({
           namespace: this.namespace,
-          labelSelector,
+          labelSelector: this.ownershipSelector(),
           limit: LIST_PAGE_SIZE,
           _continue: continueToken,
         });
-        for (const pod of page.items) {
+        for (const claim of page.items) {
           found.push({
-            sessionId: pod.metadata?.labels?.[LABELS.sessionId] ?? '',
-            kind: pod.metadata?.labels?.[LABELS.kind] as SessionKind,
-            containerName: pod.metadata?.name ?? '',
-            createdAt: new Date(pod.metadata?.creationTimestamp ?? 0),
+            name: claim.metadata?.name ?? '',
+            purpose: claim.metadata?.labels?.[LABELS.volumePurpose] as ManagedVolume['purpose'],
+            createdAt: new Date(claim.metadata?.creationTimestamp ?? 0),
           });
         }
         continueToken = page.metadata?._continue || undefined;
       } while (continueToken);
     } catch (error) {
-      throw toPlatformError(error, 'listing pods');
+      throw toPlatformError(error, 'listing persistent volume claims');
     }
     return found;
   }
@@ -175,11 +213,54 @@ export class KubernetesPlatform implements ContainerPlatform {
     }
   }
 
-  private async createOrAdoptPod(
-    name: string,
-    serviceName: string,
-    spec: SessionContainerSpec,
-  ): Promise<{ pod: V1Pod; adopted: boolean }> {
+  /** Every pod of this install in the namespace, through every page. */
+  private async listOurPods(): Promise<V1Pod[]> {
+    const pods: V1Pod[] = [];
+    let continueToken: string | undefined;
+    try {
+      do {
+        const page = await this.core.listNamespacedPod({
+          namespace: this.namespace,
+          labelSelector: this.ownershipSelector(),
+          limit: LIST_PAGE_SIZE,
+          _continue: continueToken,
+        });
+        pods.push(...page.items);
+        continueToken = page.metadata?._continue || undefined;
+      } while (continueToken);
+    } catch (error) {
+      throw toPlatformError(error, 'listing pods');
+    }
+    return pods;
+  }
+
+  /**
+   * Creates the claim for a persistent volume; an existing one of ours is kept
+   * as it is (its data is the point, and its size may have been changed by
+   * an operator since).
+   */
+  private async ensureClaim(volume: PersistentVolume): Promise<void> {
+    const body = makePersistentVolumeClaim(volume, this.config);
+    try {
+      await this.core.createNamespacedPersistentVolumeClaim({ namespace: this.namespace, body });
+      return;
+    } catch (error) {
+      if (statusOf(error) !== 409) throw toPlatformError(error, `creating persistent volume claim ${volume.name}`);
+    }
+    const existing = await this.readClaim(volume.name);
+    // Deleted between our create and read: it cannot be used, so try again later.
+    if (!existing) throw new PlatformError(`persistent volume claim ${volume.name} was deleted while starting; retry`, true);
+    if (!this.isOurs(existing.metadata?.labels)) {
+      throw new PlatformError(`persistent volume claim name ${volume.name} is taken by a claim Berth does not own`, false);
+    }
+    if (existing.metadata?.deletionTimestamp) {
+      // A pod naming a terminating claim is never scheduled; once the claim is
+      // gone, the next attempt creates a fresh one.
+      throw new PlatformError(`persistent volume claim ${volume.name} is being deleted; retry later`, true);
+    }
+  }
+
+  private async createOrAdoptPod(name: string, spec: SessionContainerSpec): Promise<{ pod: V1Pod; adopted: boolean }> {
     const body = makeSessionPod(name, spec, this.config, sessionNetworkEnv(this.config));
     for (let attempt = 1; attempt <= MAX_CREATE_ATTEMPTS; attempt++) {
       try {
@@ -203,49 +284,24 @@ export class KubernetesPlatform implements ContainerPlatform {
       // so deleting without grace is safe, and the uid precondition keeps us
       // from deleting a pod another worker created in the meantime.
       this.logger.log({ msg: 'replacing finished pod from an earlier attempt', sessionId: spec.sessionId, pod: name, phase });
-      await this.deleteExact('pod', name, existing.metadata?.uid);
+      await this.deleteExactPod(name, existing.metadata?.uid);
     }
     throw new PlatformError(`pod ${name} kept conflicting with an earlier one; retry later`, true);
   }
 
-  private async ensureService(name: string, spec: SessionContainerSpec, owner: { name: string; uid: string }): Promise<void> {
-    const body = makeSessionService(name, spec, this.config, owner);
-    for (let attempt = 1; attempt <= MAX_CREATE_ATTEMPTS; attempt++) {
-      try {
-        await this.core.createNamespacedService({ namespace: this.namespace, body });
-        return;
-      } catch (error) {
-        if (statusOf(error) !== 409) throw toPlatformError(error, `creating service ${name}`);
-      }
-      const existing = await this.readService(name);
-      if (!existing) continue;
-      if (existing.metadata?.labels?.[LABELS.sessionId] !== spec.sessionId) {
-        throw new PlatformError(`service name ${name} is taken by a service Berth does not own`, false);
-      }
-      const ownerPod = existing.metadata?.ownerReferences?.find((ref) => ref.kind === 'Pod');
-      if (!ownerPod || ownerPod.uid === owner.uid) return;
-      // Owned by a pod we just replaced: the garbage collector is about to
-      // delete it, so replace it now rather than adopt a Service that vanishes.
-      await this.deleteExact('service', name, existing.metadata?.uid);
-    }
-    throw new PlatformError(`service ${name} kept conflicting with an earlier one; retry later`, true);
-  }
-
-  /** Deletes exactly the object with this uid, now; gone or already replaced is fine. */
-  private async deleteExact(kind: 'pod' | 'service', name: string, uid: string | undefined): Promise<void> {
-    const request = {
-      name,
-      namespace: this.namespace,
-      gracePeriodSeconds: 0,
-      body: uid ? { preconditions: { uid } } : undefined,
-    };
+  /** Deletes exactly the pod with this uid, now; gone or already replaced is fine. */
+  private async deleteExactPod(name: string, uid: string | undefined): Promise<void> {
     try {
-      if (kind === 'pod') await this.core.deleteNamespacedPod(request);
-      else await this.core.deleteNamespacedService(request);
+      await this.core.deleteNamespacedPod({
+        name,
+        namespace: this.namespace,
+        gracePeriodSeconds: 0,
+        body: uid ? { preconditions: { uid } } : undefined,
+      });
     } catch (error) {
       const status = statusOf(error);
       // 404 gone; 409 the uid precondition failed: someone replaced it already.
-      if (status !== 404 && status !== 409) throw toPlatformError(error, `deleting ${kind} ${name}`);
+      if (status !== 404 && status !== 409) throw toPlatformError(error, `deleting pod ${name}`);
     }
   }
 
@@ -258,12 +314,12 @@ export class KubernetesPlatform implements ContainerPlatform {
     }
   }
 
-  private async readService(name: string): Promise<V1Service | null> {
+  private async readClaim(name: string): Promise<V1PersistentVolumeClaim | null> {
     try {
-      return await this.core.readNamespacedService({ name, namespace: this.namespace });
+      return await this.core.readNamespacedPersistentVolumeClaim({ name, namespace: this.namespace });
     } catch (error) {
       if (statusOf(error) === 404) return null;
-      throw toPlatformError(error, `reading service ${name}`);
+      throw toPlatformError(error, `reading persistent volume claim ${name}`);
     }
   }
 
@@ -279,6 +335,10 @@ export class KubernetesPlatform implements ContainerPlatform {
 
   private ownershipSelector(): string {
     return `${LABELS.managedBy}=berth,${LABELS.instance}=${this.config.platform.instance}`;
+  }
+
+  private isOurs(labels: Record<string, string> | undefined): boolean {
+    return labels?.[LABELS.managedBy] === 'berth' && labels?.[LABELS.instance] === this.config.platform.instance;
   }
 
   private nameOf(ref: ContainerRef): string {
@@ -323,6 +383,16 @@ export function podStatus(pod: V1Pod): ContainerStatus {
   // stopped reporting; it may come back): still alive as far as we can tell.
   // A pod that never gets going is the caller's start timeout to catch.
   return { state: 'running' };
+}
+
+/** Not finished: pending, running, or terminating (its containers may still be writing). */
+function isLive(pod: V1Pod): boolean {
+  const phase = pod.status?.phase;
+  return phase !== 'Succeeded' && phase !== 'Failed';
+}
+
+function mountsClaim(pod: V1Pod, claimName: string): boolean {
+  return (pod.spec?.volumes ?? []).some((volume) => volume.persistentVolumeClaim?.claimName === claimName);
 }
 
 function terminatedState(pod: V1Pod) {
