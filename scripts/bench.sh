@@ -1,18 +1,23 @@
 #!/usr/bin/env bash
 # `npm run bench`: Berth's benchmarks (see docs/BENCHMARKS.md).
 #
-#   scripts/bench.sh [all|latency|density]
+#   scripts/bench.sh [all|latency|density|gateway]
 #
 # 1. makes sure Postgres, Redis and the Docker engine run (scripts/ensure-services.sh),
-#    the images exist (scripts/build-images.sh) and dist/ is built and current,
+#    the images exist (scripts/build-images.sh; not needed by `gateway`), wrk and
+#    taskset are installed (`gateway`) and dist/ is built and current,
 # 2. runs bench/start-latency.ts (60 cold starts one at a time, API+worker in one
 #    process and as separate processes, plus engine baselines), then
-#    bench/density.ts (idle sessions in steps up to 200),
+#    bench/density.ts (idle sessions in steps up to 200), then bench/gateway.ts
+#    (the gateway against direct, configurable-http-proxy and the proxy-library
+#    candidates: HTTP, WebSocket round trip and throughput, 1,000 idle WebSockets
+#    held 5 minutes; ~25 minutes),
 # 3. prints where the results went: bench/results/ (gitignored), one JSON file
 #    and one markdown file per benchmark, plus Berth's own logs of each run.
 #
-# Extra options go through BENCH_LATENCY_ARGS / BENCH_DENSITY_ARGS, e.g.
+# Extra options go through BENCH_LATENCY_ARGS / BENCH_DENSITY_ARGS / BENCH_GATEWAY_ARGS, e.g.
 #   BENCH_LATENCY_ARGS="--n 100 --parallel 10" BENCH_DENSITY_ARGS="--max 400" scripts/bench.sh
+#   BENCH_GATEWAY_ARGS="--idle-hold-s 60" scripts/bench.sh gateway
 # The benchmarks only talk to 127.0.0.1 and the local Docker socket; they use their own
 # database (berth_bench), queue prefix (berth-bench) and container label (berth.instance=bench).
 set -euo pipefail
@@ -20,9 +25,9 @@ cd "$(dirname "$0")/.."
 
 WHAT="${1:-all}"
 case "$WHAT" in
-  all|latency|density) ;;
-  -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
-  *) echo "usage: scripts/bench.sh [all|latency|density]" >&2; exit 2 ;;
+  all|latency|density|gateway) ;;
+  -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+  *) echo "usage: scripts/bench.sh [all|latency|density|gateway]" >&2; exit 2 ;;
 esac
 
 log() { printf '[bench] %s\n' "$*"; }
@@ -32,7 +37,18 @@ if [ ! -d node_modules/ws ] || [ ! -d node_modules/ts-node ]; then
   npm ci --no-audit --no-fund
 fi
 bash scripts/ensure-services.sh
-bash scripts/build-images.sh
+if [ "$WHAT" != gateway ]; then
+  bash scripts/build-images.sh
+fi
+if [ "$WHAT" = all ] || [ "$WHAT" = gateway ]; then
+  # The gateway benchmark's load generator (Debian's wrk) and CPU pinning (util-linux's taskset).
+  if ! command -v wrk >/dev/null || ! command -v taskset >/dev/null; then
+    log "installing wrk and taskset"
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq
+    $SUDO apt-get install -y -qq wrk util-linux >/dev/null
+  fi
+fi
 
 # `nest build` empties dist/ first; only rebuild when it is missing or older than the sources,
 # so a benchmark does not pull dist/ from under someone else's run for nothing.
@@ -64,7 +80,10 @@ fi
 if [ "$WHAT" = all ] || [ "$WHAT" = density ]; then
   run_bench bench/density.ts "${BENCH_DENSITY_ARGS:-}"
 fi
+if [ "$WHAT" = all ] || [ "$WHAT" = gateway ]; then
+  run_bench bench/gateway.ts "${BENCH_GATEWAY_ARGS:-}"
+fi
 
 log "done. Results:"
 for f in "${outputs[@]}"; do [ -n "$f" ] && log "  $f"; done
-log "Berth's own logs of each run: bench/results/*-{all,api,worker}.log"
+log "Berth's own logs of each run: bench/results/*-{all,api,worker,berth}.log"
