@@ -9,8 +9,10 @@
  *       [--ws-rounds 3] [--ws-samples 10000] [--ws-warmup 2000] [--ws-message-bytes 32] [--ws-shared-layout=true]
  *       [--ws-large-bytes 262144] [--ws-windows 1,8] [--ws-throughput-s 5]
  *       [--idle-connections 1000] [--idle-hold-s 300] [--idle-sample-s 10] [--idle-peers=true] [--idle-peer-hold-s 30]
- *       [--max-other-cpu 20] [--retries 3]
+ *       [--max-other-cpu 20] [--retries 3] [--dist dist] [--build-label TEXT]
  *
+ * --dist: the compiled Berth to measure (default the repository's dist/, as
+ * scripts/bench.sh builds it); it is copied first, like the other benchmarks do.
  * Contenders, all in front of ONE upstream process (Node http server answering
  * every request with 1 KiB, plus a `ws` echo server on the same port):
  *   - direct: no proxy;
@@ -63,7 +65,7 @@
  */
 import { ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Client as PgClient } from 'pg';
@@ -84,7 +86,6 @@ import {
   request,
   rssOf,
   sleep,
-  snapshotDist,
   timestampForFile,
   waitFor,
   writeJson,
@@ -116,6 +117,8 @@ const args = parseArgs(process.argv.slice(2), {
   'ws-shared-layout': true,
   'max-other-cpu': 20,
   retries: 3,
+  dist: 'dist',
+  'build-label': '',
 });
 
 const TESTS = new Set(args.only.split(',').map((t) => t.trim()));
@@ -616,6 +619,7 @@ const fmtInt = (x: number) => (Number.isFinite(x) ? Math.round(x).toLocaleString
 const fmtX = (x: number) => (Number.isFinite(x) ? `${x.toFixed(2)}x` : '-');
 const fmtMs2 = (us: number) => (Number.isFinite(us) ? `${(us / 1000).toFixed(2)} ms` : '-');
 const fmtUs = (us: number) => (Number.isFinite(us) ? `${Math.round(us)} us` : '-');
+const fmtSignedUs = (us: number) => (Number.isFinite(us) ? `${us >= 0 ? '+' : '-'}${Math.abs(Math.round(us))} us` : '-');
 const fmtKiB = (bytes: number) => (Number.isFinite(bytes) ? `${(bytes / 1024).toFixed(1)} KiB` : '-');
 const fmtMiB1 = (bytes: number) => (Number.isFinite(bytes) ? `${(bytes / MiB).toFixed(1)} MiB` : '-');
 const verdict = (ok: boolean) => (ok ? '**met**' : '**missed**');
@@ -627,25 +631,61 @@ interface FakeSession {
   token: string;
 }
 
-/** Session rows as the worker leaves them once started: status started, upstream_url, a known access token. */
+/**
+ * Session rows as the worker leaves them once started: status started,
+ * upstream_url, a known access token. The token goes where the schema keeps
+ * it: the session_access_tokens table, or the older sessions.access_token_hash.
+ */
 async function insertSessions(count: number, upstreamUrl: string, hashToken: (token: string) => string): Promise<FakeSession[]> {
   const sessions = Array.from({ length: count }, () => ({ id: randomUUID(), token: randomBytes(32).toString('base64url') }));
   const client = new PgClient({ connectionString: DATABASE_URL });
   await client.connect();
   try {
+    const tokenTable = (await client.query(`SELECT to_regclass('public.session_access_tokens') IS NOT NULL AS present`)).rows[0].present as boolean;
     for (let i = 0; i < sessions.length; i += 500) {
       const chunk = sessions.slice(i, i + 500);
-      await client.query(
-        `INSERT INTO sessions (id, kind, status, image, platform, upstream_url, callback_token_hash, access_token_hash, expires_at, started_at)
-         SELECT id, 'terminal', 'started', 'bench/fake-upstream', 'docker', $3, cb, ah, now() + interval '1 day', now()
-         FROM unnest($1::uuid[], $2::text[], $4::text[]) AS t(id, ah, cb)`,
-        [chunk.map((s) => s.id), chunk.map((s) => hashToken(s.token)), upstreamUrl, chunk.map(() => hashToken(randomBytes(32).toString('hex')))],
-      );
+      const ids = chunk.map((s) => s.id);
+      const hashes = chunk.map((s) => hashToken(s.token));
+      const callbackHashes = chunk.map(() => hashToken(randomBytes(32).toString('hex')));
+      if (tokenTable) {
+        await client.query(
+          `INSERT INTO sessions (id, kind, status, image, platform, upstream_url, callback_token_hash, expires_at, started_at)
+           SELECT id, 'terminal', 'started', 'bench/fake-upstream', 'docker', $2, cb, now() + interval '1 day', now()
+           FROM unnest($1::uuid[], $3::text[]) AS t(id, cb)`,
+          [ids, upstreamUrl, callbackHashes],
+        );
+        await client.query(`INSERT INTO session_access_tokens (token_hash, session_id) SELECT h, id FROM unnest($1::text[], $2::uuid[]) AS t(h, id)`, [hashes, ids]);
+      } else {
+        await client.query(
+          `INSERT INTO sessions (id, kind, status, image, platform, upstream_url, callback_token_hash, access_token_hash, expires_at, started_at)
+           SELECT id, 'terminal', 'started', 'bench/fake-upstream', 'docker', $2, cb, ah, now() + interval '1 day', now()
+           FROM unnest($1::uuid[], $3::text[], $4::text[]) AS t(id, cb, ah)`,
+          [ids, upstreamUrl, callbackHashes, hashes],
+        );
+      }
     }
   } finally {
     await client.end();
   }
   return sessions;
+}
+
+/** A private copy of the Berth build under bench/results/ (node_modules resolves from the repository; a rebuild during the run does not touch it). */
+function copyDist(source: string): { dir: string; remove(): void } {
+  const from = path.resolve(ROOT, source);
+  if (!existsSync(path.join(from, 'src', 'gateway.js'))) throw new Error(`${from}/src/gateway.js missing: build first (npx nest build; scripts/bench.sh does)`);
+  mkdirSync(RESULTS_DIR, { recursive: true });
+  const dir = path.join(RESULTS_DIR, `.dist-${process.pid}`);
+  cpSync(from, dir, { recursive: true });
+  return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** Which Berth is measured: the commit, and whether src/ differs from it (a build from the work tree). */
+function buildLabel(): string {
+  if (args['build-label']) return args['build-label'];
+  const commit = sh('git', ['-C', ROOT, 'log', '-1', '--format=%h %s']);
+  const dirty = sh('git', ['-C', ROOT, 'status', '--porcelain', '--', 'src', 'migrations']);
+  return `${commit}${dirty && dirty !== '(unavailable)' ? ' (work tree: src/ or migrations/ have uncommitted changes)' : ''}`;
 }
 
 // ---------------------------------------------------------------------------- contenders
@@ -1262,6 +1302,8 @@ function report(data: {
     `Machine: ${info.cpuModel}, ${info.cpus}, ${info.hypervisor !== '?' ? `${info.hypervisor} guest, ` : ''}${info.memory}, kernel ${info.kernel}, ${info.os}; Node ${info.node}, ${info.wrk}, undici ${info.undici}, ws ${info.ws}, configurable-http-proxy ${info['configurable-http-proxy']}, http-proxy-3 ${info['http-proxy-3']}. Load before: ${data.load.load1} / ${data.load.load5} / ${data.load.load15}.`,
   );
   lines.push('');
+  lines.push(`Berth measured: ${info.berth}.`);
+  lines.push('');
   lines.push(
     `CPU layout (taskset): contender alone on CPU ${CPU_PROXY}; upstream (Node http + ws echo), wrk (1 thread) and the WebSocket clients on CPU ${CPU_CLIENT}; Postgres, this orchestrator and other processes on the host unpinned.`,
   );
@@ -1316,15 +1358,15 @@ function report(data: {
           fmtUs(q.p90),
           fmtUs(q.p99),
           fmtUs(q.p999),
-          direct && name !== 'direct' ? `+${fmtUs(q.p50 - direct.p50)}` : '-',
-          direct && name !== 'direct' ? `+${fmtUs(q.p99 - direct.p99)}` : '-',
+          direct && name !== 'direct' ? fmtSignedUs(q.p50 - direct.p50) : '-',
+          direct && name !== 'direct' ? fmtSignedUs(q.p99 - direct.p99) : '-',
           perRound.join(' / '),
         ];
       });
       lines.push(markdownTable(['contender', 'p50', 'p90', 'p99', 'p99.9', 'added p50', 'added p99', 'p50 per round (us)'], rows));
       if (p.berth && direct) {
         const added = p.berth.p50 - direct.p50;
-        targets.push([`WebSocket added round trip p50 <= 50 us (${layout} layout)`, `+${fmtUs(added)} (${fmtUs(p.berth.p50)} vs ${fmtUs(direct.p50)} direct)`, verdict(added <= 50)]);
+        targets.push([`WebSocket added round trip p50 <= 50 us (${layout} layout)`, `${fmtSignedUs(added)} (${fmtUs(p.berth.p50)} vs ${fmtUs(direct.p50)} direct)`, verdict(added <= 50)]);
       }
     }
     lines.push('');
@@ -1435,7 +1477,8 @@ async function main(): Promise<void> {
   const dir = path.join(RESULTS_DIR, `.gateway-${process.pid}`);
   mkdirSync(dir, { recursive: true });
   for (const [file, source] of Object.entries(PROGRAMS)) writeFileSync(path.join(dir, file), source);
-  const dist = snapshotDist();
+  const dist = copyDist(args.dist);
+  info.berth = `${buildLabel()}; build ${args.dist}`;
   const logPrefix = path.join(RESULTS_DIR, `gateway-${stamp}`);
   const { hashToken } = require(path.join(dist.dir, 'src', 'common', 'tokens.js')) as { hashToken: (token: string) => string };
 
