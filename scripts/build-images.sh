@@ -9,8 +9,10 @@
 #   a hash of terminal-container/, the session agent packages the image is built from, the
 #   xterm.js files and the base image id is stored as the image label berth.build-hash and
 #   compared on the next run.
+# - builds the browser image the same way (browser-container/Dockerfile and its agent packages)
 #
 # Environment: BERTH_TERMINAL_IMAGE (default berth/terminal:latest),
+#              BERTH_BROWSER_IMAGE (default berth/browser:latest),
 #              BERTH_BASE_IMAGE (default debian:bookworm-slim).
 set -euo pipefail
 
@@ -23,7 +25,7 @@ FORCE=0
 for arg in "$@"; do
   case "$arg" in
     --force|-f) FORCE=1 ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "unknown argument: $arg" >&2; exit 2 ;;
   esac
 done
@@ -34,6 +36,31 @@ die() { printf '[images] ERROR: %s\n' "$*" >&2; exit 1; }
 docker info >/dev/null 2>&1 || die "cannot reach the Docker engine (is dockerd running?)"
 
 BERTH_BASE_IMAGE="$BASE_IMAGE" bash "$ROOT/scripts/build-base-image.sh"
+
+# The browser image needs nothing from node_modules. Its inputs: its Dockerfile, the agent
+# packages it builds (tests included: they gate the build) and the base image.
+BROWSER_IMAGE="${BERTH_BROWSER_IMAGE:-berth/browser:latest}"
+BROWSER_INPUTS=(
+  browser-container/Dockerfile
+  session-agent/internal/agent session-agent/internal/cdp session-agent/internal/vnc
+  session-agent/internal/browser session-agent/cmd/berth-browser
+)
+browser_hash="$({
+  find "${BROWSER_INPUTS[@]}" -type f ! -name '*.md' -print0 | LC_ALL=C sort -z | xargs -0 sha256sum
+  docker image inspect -f '{{.Id}}' "$BASE_IMAGE"
+} | sha256sum | cut -c1-64)"
+if [ "$FORCE" -eq 0 ] && [ "$(docker image inspect -f '{{index .Config.Labels "berth.build-hash"}}' "$BROWSER_IMAGE" 2>/dev/null || true)" = "$browser_hash" ]; then
+  log "$BROWSER_IMAGE is up to date (${browser_hash:0:12})"
+else
+  log "building $BROWSER_IMAGE (${browser_hash:0:12})"
+  started=$(date +%s)
+  docker build --network host \
+    --build-arg "BASE_IMAGE=$BASE_IMAGE" \
+    --label "berth.build-hash=$browser_hash" \
+    -f browser-container/Dockerfile -t "$BROWSER_IMAGE" .
+  size=$(docker image inspect -f '{{.Size}}' "$BROWSER_IMAGE" | awk '{printf "%.0f MB", $1/1e6}')
+  log "built $BROWSER_IMAGE ($size) in $(( $(date +%s) - started )) s"
+fi
 
 # The files terminal-container/Dockerfile copies out of node_modules.
 XTERM_FILES=(
