@@ -55,7 +55,12 @@ type chromium struct {
 // chromiumArgs builds the command line for one launch.
 func chromiumArgs(cfg Config, o Options, userDataDir string) []string {
 	args := append([]string{}, baseFlags...)
-	args = append(args, memoryFlags...)
+	enable, disable := []string(nil), quietDisable
+	if cfg.Lean {
+		args = append(args, leanFlags...)
+		enable = leanEnable
+		disable = append(append([]string(nil), leanDisable...), quietDisable...)
+	}
 	args = append(args,
 		"--user-data-dir="+userDataDir,
 		fmt.Sprintf("--window-size=%d,%d", o.Viewport.Width, o.Viewport.Height),
@@ -65,7 +70,7 @@ func chromiumArgs(cfg Config, o Options, userDataDir string) []string {
 	} else {
 		args = append(args, "--window-position=0,0")
 	}
-	args = mergeFeatures(append(args, cfg.ExtraFlags...))
+	args = mergeFeatures(append(args, cfg.ExtraFlags...), enable, disable)
 	return append(args, "about:blank")
 }
 
@@ -124,40 +129,41 @@ func removeStaleSingletons(dir string) error {
 	return nil
 }
 
-// memoryFlags cut idle memory (measured per container with cgroup v1, see
-// browser-container/README.md): together -70 MiB, headless and headful alike.
-var memoryFlags = []string{
-	// The GPU thread (software compositing anyway, with --disable-gpu) in the browser
-	// process instead of a process of its own.
-	"--in-process-gpu",
-}
-
-// Features are merged into one --enable-features and one --disable-features switch:
-// Chromium keeps only the last occurrence of a switch, so an operator's extra
-// --disable-features (BERTH_CHROMIUM_FLAGS) must not silently drop ours.
+// Memory: measured per container with cgroup v1 (browser-container/measure.sh flags); the
+// figures are the idle saving of each flag alone, together about -70 MiB. BERTH_CHROMIUM_LEAN=0
+// leaves these out.
 var (
-	enableFeatures = []string{
+	leanFlags = []string{
+		// The GPU thread (software compositing anyway, with --disable-gpu) in the browser
+		// process instead of a process of its own (-4 MiB).
+		"--in-process-gpu",
+	}
+	leanEnable = []string{
 		// The network service as a thread of the browser process, not a process (-15 MiB).
 		"NetworkServiceInProcess2",
 	}
-	disableFeatures = []string{
+	leanDisable = []string{
 		// The omnibox popup is a WebUI page Chromium preloads in a renderer of its own at
 		// start-up, even headless (-40 MiB headful, -12 MiB headless); the native popup
 		// replaces it.
 		"WebUIOmniboxPopup", "WebUIOmniboxAimPopup",
 		// A spare renderer kept warm for the next navigation (-8 MiB).
 		"SpareRendererForSitePerProcess",
-		// Background services that only talk to Google.
-		"Translate", "MediaRouter", "OptimizationHints",
 	}
+	// Always off: background services that only talk to Google.
+	quietDisable = []string{"Translate", "MediaRouter", "OptimizationHints"}
 )
 
-// mergeFeatures folds every --enable-features/--disable-features in args (ours first,
-// then the operator's) into one of each, keeping the order of everything else.
-func mergeFeatures(args []string) []string {
+// Features are merged into one --enable-features and one --disable-features switch:
+// Chromium keeps only the last occurrence of a switch, so an operator's extra
+// --disable-features (BERTH_CHROMIUM_FLAGS) must not silently drop ours.
+//
+// mergeFeatures folds every --enable-features/--disable-features in args into the given
+// lists (ours first, then the operator's), keeping the order of everything else.
+func mergeFeatures(args, enable, disable []string) []string {
 	lists := map[string][]string{
-		"--enable-features":  append([]string(nil), enableFeatures...),
-		"--disable-features": append([]string(nil), disableFeatures...),
+		"--enable-features":  append([]string(nil), enable...),
+		"--disable-features": append([]string(nil), disable...),
 	}
 	out := make([]string, 0, len(args)+2)
 	for _, a := range args {

@@ -6,7 +6,7 @@ import (
 )
 
 func TestChromiumArgsMergeFeatureSwitches(t *testing.T) {
-	cfg := Config{ExtraFlags: []string{"--disable-features=Foo,Bar", "--lang=de", "--enable-features=Baz"}}
+	cfg := Config{Lean: true, ExtraFlags: []string{"--disable-features=Foo,Bar", "--lang=de", "--enable-features=Baz"}}
 	args := chromiumArgs(cfg, Options{Headless: true, Viewport: DefaultViewport}, "/p")
 	var enable, disable []string
 	for _, a := range args {
@@ -46,4 +46,14 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+func TestLeanFlagsCanBeLeftOut(t *testing.T) {
+	args := strings.Join(chromiumArgs(Config{}, Options{Viewport: DefaultViewport}, "/p"), " ")
+	if strings.Contains(args, "--in-process-gpu") || strings.Contains(args, "WebUIOmniboxPopup") || strings.Contains(args, "--enable-features") {
+		t.Errorf("lean flags present with Lean off: %s", args)
+	}
+	if !strings.Contains(args, "--disable-features=Translate,MediaRouter,OptimizationHints") {
+		t.Errorf("background services must stay off: %s", args)
+	}
 }

@@ -20,6 +20,9 @@ type Config struct {
 
 	Chromium   string   // BERTH_CHROMIUM (binary; Debian's real one, not its shell wrapper)
 	ExtraFlags []string // BERTH_CHROMIUM_FLAGS, space separated, appended last
+	// Lean applies the memory-saving flags (default); BERTH_CHROMIUM_LEAN=0 leaves them out,
+	// for a site that misbehaves with them and to measure what they save.
+	Lean bool
 
 	Home         string // $HOME: a tmpfs in production
 	ProfileDir   string // persistent profile mount point
@@ -58,6 +61,13 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		c.Chromium = v
 	}
 	c.ExtraFlags = strings.Fields(getenv("BERTH_CHROMIUM_FLAGS"))
+	switch v := getenv("BERTH_CHROMIUM_LEAN"); v {
+	case "", "1", "true":
+		c.Lean = true
+	case "0", "false":
+	default:
+		return c, fmt.Errorf("BERTH_CHROMIUM_LEAN must be 0 or 1")
+	}
 	c.Home = getenv("HOME")
 	if c.Home == "" || c.Home == "/" {
 		c.Home = "/home/berth"

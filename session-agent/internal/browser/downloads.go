@@ -24,7 +24,7 @@ import (
 // name, and a finished GUID file is renamed to it. Files still being written are hidden.
 type downloads struct {
 	dir string
-	mux *cdp.Mux
+	mux notifier
 
 	mu       sync.Mutex
 	max      int64             // per-file cap in bytes
@@ -32,7 +32,12 @@ type downloads struct {
 	canceled map[string]bool   // guids we cancelled for size
 }
 
-func newDownloads(dir string, mux *cdp.Mux, max int64) *downloads {
+// notifier sends a CDP command without waiting (a *cdp.Mux).
+type notifier interface {
+	Notify(sessionID, method string, params any) error
+}
+
+func newDownloads(dir string, mux notifier, max int64) *downloads {
 	return &downloads{dir: dir, mux: mux, max: max, names: map[string]string{}, canceled: map[string]bool{}}
 }
 
