@@ -102,7 +102,7 @@ function logServer(portFile, handler) {
       const body = Buffer.concat(chunks).toString();
       let parsed = body;
       try { parsed = JSON.parse(body); } catch { /* not JSON */ }
-      console.log(JSON.stringify({ method: req.method, url: req.url, host: req.headers.host,
+      console.log(JSON.stringify({ t: Date.now(), method: req.method, url: req.url, host: req.headers.host,
         auth: req.headers.authorization, type: req.headers['content-type'], body: parsed }));
       handler(req, res);
     });
