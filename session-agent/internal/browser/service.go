@@ -26,6 +26,7 @@ import (
 const (
 	shutdownGrace    = 7 * time.Second
 	chromiumCloseMax = 6 * time.Second
+	bindTimeout      = 15 * time.Second
 )
 
 // Service is the browser kind of agent.Service.
@@ -149,6 +150,9 @@ func (s *Service) Bind(ctx context.Context, b agent.Binding) error {
 	if err := o.CheckLaunch(s.cfg.Launch); err != nil {
 		return err
 	}
+	// The agent's context has no deadline; a bind must not hang on DNS or a stuck browser.
+	ctx, cancel := context.WithTimeout(ctx, bindTimeout)
+	defer cancel()
 	if o.StartURL != "" {
 		// Before anything changes: a refused start_url leaves the container as it was.
 		if err := s.cfg.Policy.Check(ctx, netResolver, o.StartURL); err != nil {

@@ -20,11 +20,9 @@ const startNavTimeout = 30 * time.Second
 // check, so a host that answers DNS differently a moment later is not caught: the policy
 // stops redirects and plain mistakes, not a DNS-rebinding attacker.
 //
-// It returns once the navigation has started; the rest runs in the background.
+// The caller has checked rawURL itself against the policy. It returns once the navigation
+// has started; the rest runs in the background.
 func (s *Service) navigateStart(ctx context.Context, rawURL string) error {
-	if err := s.cfg.Policy.Check(ctx, netResolver, rawURL); err != nil {
-		return optionsErrorf("start_url refused: %v", err)
-	}
 	mux := s.chrome.mux
 	targets, err := cdp.GetTargets(ctx, mux)
 	if err != nil {
