@@ -34,6 +34,25 @@ type Service interface {
 	Shutdown(ctx context.Context) error
 }
 
+// StatusError is an error a Service's Bind may return to refuse a binding without changing
+// anything (the browser: launch-time options that differ from the container's, a refused
+// start_url). An agent bound through POST /.berth/bind answers it with StatusCode() (400..499)
+// and its message, and stays unbound: the pool secret keeps working and a later bind may
+// succeed. Any other Bind error is a broken container: 500, and the agent exits 1.
+type StatusError interface {
+	error
+	StatusCode() int
+}
+
+// FatalNotifier is optionally implemented by a Service whose session cannot outlive one of
+// its processes (the browser: Chromium exiting on its own). A value on Fatal(), or its close,
+// ends the run: the agent shuts down as on SIGTERM (Shutdown runs), reports the failure to
+// the API when it knows a callback (POST {callback}/status, whether or not the session was
+// ready yet) and exits 1. Values sent once the agent is shutting down are ignored.
+type FatalNotifier interface {
+	Fatal() <-chan error
+}
+
 // GraceProvider is optionally implemented by a Service whose clean shutdown needs more than
 // the default 1.5 s (the browser saves its profile). Keep it within the platform's stop grace.
 type GraceProvider interface {
@@ -92,8 +111,9 @@ type agent struct {
 	mu        sync.Mutex
 	prepared  bool // Prepare succeeded
 	bound     bool
-	binding   bool   // a bind is being applied
-	sessionID string // set once bound
+	binding   bool            // a bind is being applied
+	sessionID string          // set once bound
+	reporter  *callbackClient // the bound session's callbacks; nil when none is known
 
 	fatal chan int // exit code requests from handlers (a failed bind)
 }
@@ -111,8 +131,7 @@ func run(ctx context.Context, kind string, svc Service, getenv func(string) stri
 	}
 
 	reporter := reporterFromEnv(getenv, kind, o)
-	fail := func(reason string) int {
-		Log("error", "start-up failed", map[string]any{"error": reason})
+	report := func(reporter *callbackClient, reason string) int {
 		if reporter == nil {
 			return exitFailed // nobody to tell
 		}
@@ -120,6 +139,14 @@ func run(ctx context.Context, kind string, svc Service, getenv func(string) stri
 			Log("error", "could not report the failure", map[string]any{"error": err})
 		}
 		return exitFailed
+	}
+	fail := func(reason string) int {
+		Log("error", "start-up failed", map[string]any{"error": reason})
+		return report(reporter, reason)
+	}
+	var kindDied <-chan error
+	if f, ok := svc.(FatalNotifier); ok {
+		kindDied = f.Fatal()
 	}
 
 	cfg, err := LoadConfig(getenv)
@@ -131,7 +158,7 @@ func run(ctx context.Context, kind string, svc Service, getenv func(string) stri
 		return fail(err.Error())
 	}
 	a := &agent{kind: kind, svc: svc, gate: gate, ctx: ctx, opts: o, fatal: make(chan int, 1),
-		boundStart: cfg.Binding != nil}
+		boundStart: cfg.Binding != nil, reporter: reporter}
 
 	addr := net.JoinHostPort(cfg.ListenHost, strconv.Itoa(cfg.Port))
 	ln, err := net.Listen("tcp", addr)
@@ -163,7 +190,7 @@ func run(ctx context.Context, kind string, svc Service, getenv func(string) stri
 		return fail(reason)
 	}
 
-	if err := await(ctx, svc.Prepare); err != nil {
+	if err := await(ctx, kindDied, svc.Prepare); err != nil {
 		if ctx.Err() != nil {
 			return shutdown(exitOK)
 		}
@@ -177,7 +204,7 @@ func run(ctx context.Context, kind string, svc Service, getenv func(string) stri
 		Log("info", "ready, waiting for a bind", map[string]any{"ms": time.Since(processStart).Milliseconds()})
 	} else {
 		b := *cfg.Binding
-		if err := await(ctx, func(ctx context.Context) error { return svc.Bind(ctx, b) }); err != nil {
+		if err := await(ctx, kindDied, func(ctx context.Context) error { return svc.Bind(ctx, b) }); err != nil {
 			if ctx.Err() != nil {
 				return shutdown(exitOK)
 			}
@@ -185,13 +212,25 @@ func run(ctx context.Context, kind string, svc Service, getenv func(string) stri
 		}
 		a.markBound(b)
 		Log("info", "ready", map[string]any{"ms": time.Since(processStart).Milliseconds()})
-		err := reporter.ready(ctx)
+		readyCtx, cancelReady := context.WithCancel(ctx)
+		readyDone := make(chan struct{})
+		err := await(ctx, kindDied, func(context.Context) error {
+			defer close(readyDone)
+			return reporter.ready(readyCtx)
+		})
+		cancelReady()
 		var rejected *rejectedError
+		var dead *fatalError
 		switch {
 		case err == nil:
 			Log("info", "ready callback accepted", map[string]any{"ms": time.Since(processStart).Milliseconds()})
 		case ctx.Err() != nil:
 			return shutdown(exitOK)
+		case errors.As(err, &dead):
+			// The kind died while /tunnel was being retried: stop it, and let the attempt in
+			// flight return first, so it cannot reach the API after the /status below.
+			<-readyDone
+			return failRunning(fmt.Sprintf("%s failed: %v", kind, dead.err))
 		case errors.As(err, &rejected):
 			Log("error", "the API refused the ready callback: session gone or token wrong",
 				map[string]any{"status": rejected.status})
@@ -209,14 +248,36 @@ func run(ctx context.Context, kind string, svc Service, getenv func(string) stri
 		return shutdown(exitOK)
 	case code := <-a.fatal:
 		return shutdown(code)
+	case err, ok := <-kindDied:
+		reason := fmt.Sprintf("%s failed: %v", kind, fatalReason(err, ok))
+		Log("error", "session failed", map[string]any{"error": reason})
+		a.shutdown(srv)
+		a.mu.Lock()
+		bound := a.reporter
+		a.mu.Unlock()
+		return report(bound, reason)
 	case err := <-serveErr:
 		Log("error", "server stopped", map[string]any{"error": err})
 		return shutdown(exitFailed)
 	}
 }
 
-// await runs f and returns its error, or ctx's as soon as ctx is done (f may still run).
-func await(ctx context.Context, f func(context.Context) error) error {
+// fatalError carries what a FatalNotifier reported while the agent was waiting on something.
+type fatalError struct{ err error }
+
+func (e *fatalError) Error() string { return e.err.Error() }
+
+// fatalReason is the error received from a Fatal channel (ok false: it was closed).
+func fatalReason(err error, ok bool) error {
+	if err == nil || !ok {
+		return errors.New("an essential process ended")
+	}
+	return err
+}
+
+// await runs f and returns its error, ctx's as soon as ctx is done, or a *fatalError as soon
+// as a value arrives on fatal (f may still run in both cases).
+func await(ctx context.Context, fatal <-chan error, f func(context.Context) error) error {
 	done := make(chan error, 1)
 	go func() { done <- f(ctx) }()
 	select {
@@ -224,6 +285,8 @@ func await(ctx context.Context, f func(context.Context) error) error {
 		return err
 	case <-ctx.Done():
 		return ctx.Err()
+	case err, ok := <-fatal:
+		return &fatalError{fatalReason(err, ok)}
 	}
 }
 
@@ -254,11 +317,21 @@ func (a *agent) shutdown(srv *http.Server) {
 }
 
 func (a *agent) handler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("/.berth/health", a.health)
-	mux.HandleFunc("/.berth/bind", a.bind)
-	mux.Handle("/", a.kindGate(a.svc.Handler()))
-	return a.gate.wrap(mux)
+	kind := a.kindGate(a.svc.Handler())
+	// Exact paths rather than an http.ServeMux: a mux answers a path with "..", "//" or "."
+	// segments with a redirect to the cleaned path before the kind sees it, and the kind is
+	// the one to refuse such a path (the browser: 400 for a download or upload name). The
+	// kind gets every path but these two unchanged.
+	return a.gate.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/.berth/health":
+			a.health(w, r)
+		case "/.berth/bind":
+			a.bind(w, r)
+		default:
+			kind.ServeHTTP(w, r)
+		}
+	}))
 }
 
 // kindGate keeps the kind's routes closed until the session is usable. Before a bind only
@@ -367,6 +440,18 @@ func (a *agent) bind(w http.ResponseWriter, r *http.Request) {
 	// The agent's context, not the request's: a caller hanging up must not leave the kind
 	// half bound.
 	if err := a.svc.Bind(a.ctx, b); err != nil {
+		var refused StatusError
+		if errors.As(err, &refused) && refused.StatusCode() >= 400 && refused.StatusCode() < 500 {
+			// The kind refused this binding and changed nothing: stay unbound, pool secret
+			// and all, for a binding this container can serve.
+			a.mu.Lock()
+			a.binding = false
+			a.mu.Unlock()
+			Log("warn", "bind refused", map[string]any{"error": err, "status": refused.StatusCode(),
+				"bind_session_id": b.SessionID})
+			WriteError(w, refused.StatusCode(), err.Error())
+			return
+		}
 		// The kind's state is unknown now; a pool container is cheap to replace, so exit
 		// (code 1) and let the platform remove it rather than serve a broken session.
 		Log("error", "bind failed; exiting", map[string]any{"error": err, "bind_session_id": b.SessionID})
@@ -401,6 +486,10 @@ func (a *agent) markBound(b Binding) {
 	setLogSession(b.SessionID)
 	a.mu.Lock()
 	a.bound, a.binding, a.sessionID = true, false, b.SessionID
+	if a.reporter == nil && b.CallbackURL != "" && b.CallbackToken != "" {
+		// Bound through /.berth/bind with a callback: a later failure can be reported.
+		a.reporter = newCallbackClient(b.SessionID, b.CallbackURL, b.CallbackToken, a.kind, a.opts)
+	}
 	a.mu.Unlock()
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -287,6 +288,79 @@ func TestFailedBindExits(t *testing.T) {
 	}
 	if status, _ := request(t, http.MethodGet, srv.URL+"/.berth/health", sessionSecret, ""); status != http.StatusUnauthorized {
 		t.Fatal("the secret was swapped although the bind failed")
+	}
+}
+
+// statusErr is a Bind error that carries an HTTP status (StatusError).
+type statusErr struct {
+	code int
+	msg  string
+}
+
+func (e *statusErr) Error() string   { return e.msg }
+func (e *statusErr) StatusCode() int { return e.code }
+
+func TestBindRefusedByTheKindStaysUnbound(t *testing.T) {
+	svc := &fakeService{bindErr: fmt.Errorf("options: %w", &statusErr{http.StatusBadRequest, "headless is launch-time"})}
+	a, srv := newTestAgent(t, svc, poolSecret, true, false)
+	status, body := request(t, http.MethodPost, srv.URL+"/.berth/bind", poolSecret, bindBody(testSession, sessionSecret, ""))
+	if status != http.StatusBadRequest || strings.TrimSpace(body) != `{"error":"options: headless is launch-time"}` {
+		t.Fatalf("refused bind: %d %s", status, body)
+	}
+	select {
+	case code := <-a.fatal:
+		t.Fatalf("a refused bind asked the agent to exit (%d)", code)
+	default:
+	}
+	if h := health(t, srv.URL, poolSecret); !h.Ready || h.Bound || h.SessionID != nil {
+		t.Fatalf("after a refused bind the pool secret must still open an unbound agent: %+v", h)
+	}
+	if status, _ := request(t, http.MethodGet, srv.URL+"/x", poolSecret, ""); status != http.StatusServiceUnavailable {
+		t.Fatalf("kind route after a refused bind: %d", status)
+	}
+	svc.mu.Lock()
+	svc.bindErr = nil
+	svc.mu.Unlock()
+	if status, body := request(t, http.MethodPost, srv.URL+"/.berth/bind", poolSecret, bindBody(testSession, sessionSecret, "")); status != 200 {
+		t.Fatalf("a later bind: %d %s", status, body)
+	}
+	if h := health(t, srv.URL, sessionSecret); !h.Bound {
+		t.Fatalf("not bound after the second bind: %+v", h)
+	}
+}
+
+func TestBindErrorWithA5xxStatusStillExits(t *testing.T) {
+	svc := &fakeService{bindErr: &statusErr{http.StatusServiceUnavailable, "browser stuck"}}
+	a, srv := newTestAgent(t, svc, poolSecret, true, false)
+	if status, body := request(t, http.MethodPost, srv.URL+"/.berth/bind", poolSecret, bindBody(testSession, sessionSecret, "")); status != http.StatusInternalServerError ||
+		strings.TrimSpace(body) != `{"error":"bind failed"}` {
+		t.Fatalf("bind: %d %s", status, body)
+	}
+	select {
+	case <-a.fatal:
+	default:
+		t.Fatal("a failed bind (5xx status) did not ask the agent to exit")
+	}
+}
+
+// The agent routes only /.berth/health and /.berth/bind itself; everything else reaches the
+// kind as sent, without a redirect to a cleaned path (the kind refuses "..").
+func TestTheKindGetsPathsUncleaned(t *testing.T) {
+	svc := &fakeService{}
+	_, srv := newTestAgent(t, svc, sessionSecret, true, true)
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for _, path := range []string{"/.berth/downloads/../x", "/.berth/uploads/..", "//x", "/./a", "/.berth/health/", "/.berth//bind", "/.berth/x/../health"} {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+path, nil)
+		req.Header.Set(SecretHeader, sessionSecret)
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || string(body) != "kind:"+path {
+			t.Errorf("%s: %d %q, want the kind to get it unchanged", path, resp.StatusCode, body)
+		}
 	}
 }
 

@@ -281,3 +281,149 @@ func TestRunUnboundMakesNoCallbackAndShutsDownDuringPrepare(t *testing.T) {
 		t.Fatalf("exit %d", code)
 	}
 }
+
+// fatalService is a kind whose essential process can die (FatalNotifier).
+type fatalService struct {
+	*fakeService
+	died chan error
+}
+
+func (f *fatalService) Fatal() <-chan error { return f.died }
+
+func newFatalService() *fatalService {
+	return &fatalService{fakeService: &fakeService{}, died: make(chan error, 1)}
+}
+
+func waitCalls(t *testing.T, stub *apiStub, path string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		count := 0
+		for _, c := range stub.recorded() {
+			if c.Path == path {
+				count++
+			}
+		}
+		if count >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d %s calls, want %d: %+v", count, path, n, stub.recorded())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func lastStatus(t *testing.T, stub *apiStub) callRecord {
+	t.Helper()
+	calls := stub.recorded()
+	if len(calls) == 0 || calls[len(calls)-1].Path != "/status" {
+		t.Fatalf("the last callback is not /status: %+v", calls)
+	}
+	return calls[len(calls)-1]
+}
+
+func TestRunEndsWhenTheKindDies(t *testing.T) {
+	stub, api := newAPIStub(t, 204)
+	svc := newFatalService()
+	codes, _, _ := runAgent(t, svc, agentEnv(api.URL, nil), fastOptions())
+	waitCalls(t, stub, "/tunnel", 1)
+	svc.died <- errors.New("chromium exited unexpectedly (code 9)")
+	if code := waitCode(t, codes); code != exitFailed {
+		t.Fatalf("exit %d, want 1", code)
+	}
+	if svc.shutdowns != 1 {
+		t.Fatalf("Shutdown ran %d times", svc.shutdowns)
+	}
+	st := lastStatus(t, stub)
+	if st.Body["status"] != "failed" || st.Body["session_id"] != testSession ||
+		st.Body["error_message"] != "test failed: chromium exited unexpectedly (code 9)" || st.Auth != "Bearer cb" {
+		t.Fatalf("status callback %+v", st)
+	}
+}
+
+func TestRunEndsWhenTheKindDiesDuringPrepare(t *testing.T) {
+	stub, api := newAPIStub(t, 204)
+	svc := newFatalService()
+	svc.prepareHook = func(ctx context.Context) error {
+		svc.died <- errors.New("xvfb gone")
+		<-ctx.Done() // a Prepare that does not notice
+		return ctx.Err()
+	}
+	codes, _, _ := runAgent(t, svc, agentEnv(api.URL, nil), fastOptions())
+	if code := waitCode(t, codes); code != exitFailed {
+		t.Fatalf("exit %d, want 1", code)
+	}
+	if st := lastStatus(t, stub); st.Body["error_message"] != "test start-up failed: xvfb gone" {
+		t.Fatalf("status callback %+v", st)
+	}
+	if n := len(stub.recorded()); n != 1 {
+		t.Fatalf("%d callbacks, want only /status", n)
+	}
+}
+
+func TestRunEndsWhenTheKindDiesWhileReadyIsRetried(t *testing.T) {
+	stub, api := newAPIStub(t, 503)
+	svc := newFatalService()
+	o := fastOptions()
+	o.readyRetry = 10 * time.Second
+	codes, _, _ := runAgent(t, svc, agentEnv(api.URL, nil), o)
+	waitCalls(t, stub, "/tunnel", 2)
+	close(svc.died) // a closed channel counts too
+	if code := waitCode(t, codes); code != exitFailed {
+		t.Fatalf("exit %d, want 1", code)
+	}
+	calls := stub.recorded()
+	first := -1
+	for i, c := range calls {
+		if c.Path == "/status" && first < 0 {
+			first = i
+		}
+		if c.Path == "/tunnel" && first >= 0 {
+			t.Fatalf("/tunnel after /status: %+v", calls)
+		}
+	}
+	if first < 0 || calls[first].Body["error_message"] != "test failed: an essential process ended" {
+		t.Fatalf("calls %+v", calls)
+	}
+}
+
+func TestRunPoolContainerReportsToTheBindsCallback(t *testing.T) {
+	stub, api := newAPIStub(t, 204)
+	svc := newFatalService()
+	env := map[string]string{"BERTH_PORT": "0", "BERTH_LISTEN_HOST": "127.0.0.1", "BERTH_SECRET_SHA256": sha256Hex("pool")}
+	codes, addrs, _ := runAgent(t, svc, env, fastOptions())
+	addr := <-addrs
+	for !health(t, "http://"+addr, "pool").Ready {
+		time.Sleep(5 * time.Millisecond)
+	}
+	body := bindBody(testSession, sessionSecret, `,"callback_url":"`+api.URL+`","callback_token":"from-bind"`)
+	if status, resp := request(t, http.MethodPost, "http://"+addr+"/.berth/bind", "pool", body); status != 200 {
+		t.Fatalf("bind: %d %s", status, resp)
+	}
+	svc.died <- errors.New("chromium exited unexpectedly (code 1)")
+	if code := waitCode(t, codes); code != exitFailed {
+		t.Fatalf("exit %d, want 1", code)
+	}
+	st := lastStatus(t, stub)
+	if st.Auth != "Bearer from-bind" || st.Body["session_id"] != testSession || len(stub.recorded()) != 1 {
+		t.Fatalf("calls %+v", stub.recorded())
+	}
+}
+
+func TestRunUnboundKindDiesWithoutCallbacks(t *testing.T) {
+	svc := newFatalService()
+	env := map[string]string{"BERTH_PORT": "0", "BERTH_LISTEN_HOST": "127.0.0.1", "BERTH_SECRET_SHA256": sha256Hex("pool")}
+	codes, addrs, _ := runAgent(t, svc, env, fastOptions())
+	addr := <-addrs
+	for !health(t, "http://"+addr, "pool").Ready {
+		time.Sleep(5 * time.Millisecond)
+	}
+	svc.died <- errors.New("gone")
+	if code := waitCode(t, codes); code != exitFailed {
+		t.Fatalf("exit %d, want 1", code)
+	}
+	if svc.shutdowns != 1 {
+		t.Fatalf("Shutdown ran %d times", svc.shutdowns)
+	}
+}
