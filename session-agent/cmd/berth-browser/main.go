@@ -13,13 +13,7 @@ func main() {
 	// Two Ps: the multiplexer relays screenshots and page traffic for several clients while
 	// the HTTP side serves files. The heap limit is soft: a large screenshot may exceed it.
 	agent.TuneRuntime(2, 50, 32<<20)
-	svc := browser.New(os.Getenv)
-	go func() {
-		// Chromium gone means the session is gone: exit non-zero so the platform sees a
-		// failed container (the agent has no hook for a kind to end the run itself).
-		err := <-svc.Died()
-		agent.Log("error", "browser died", map[string]any{"error": err})
-		os.Exit(1)
-	}()
-	agent.Main("browser", svc)
+	// Chromium exiting on its own ends the run through the agent (Service.Fatal): normal
+	// shutdown, the failure reported to the API, exit 1.
+	agent.Main("browser", browser.New(os.Getenv))
 }

@@ -29,6 +29,13 @@ const (
 	bindTimeout      = 15 * time.Second
 )
 
+// The agent relies on these optional interfaces; a rename must not silently drop them.
+var (
+	_ agent.FatalNotifier = (*Service)(nil)
+	_ agent.GraceProvider = (*Service)(nil)
+	_ agent.StatusError   = (*OptionsError)(nil)
+)
+
 // Service is the browser kind of agent.Service.
 type Service struct {
 	getenv func(string) string
@@ -45,7 +52,7 @@ type Service struct {
 	session Options // options of the bound session
 
 	closing atomic.Bool
-	died    chan error
+	died    chan error // agent.FatalNotifier
 }
 
 // New returns the browser service; the environment is read and checked in Prepare, so a
@@ -57,8 +64,9 @@ func New(getenv func(string) string) *Service {
 // ShutdownGrace asks the agent for time to save the profile (agent.GraceProvider).
 func (s *Service) ShutdownGrace() time.Duration { return shutdownGrace }
 
-// Died reports Chromium exiting on its own: the session cannot continue.
-func (s *Service) Died() <-chan error { return s.died }
+// Fatal reports Chromium exiting on its own (agent.FatalNotifier): the session cannot
+// continue, and the agent ends the run through its normal shutdown.
+func (s *Service) Fatal() <-chan error { return s.died }
 
 // Prepare starts Xvfb and x11vnc (headful) and Chromium, and returns once CDP answers, the
 // saved session cookies are back and the live view's socket exists.
@@ -223,6 +231,11 @@ func (s *Service) Shutdown(ctx context.Context) error {
 func (s *Service) closeChromium(ctx context.Context) error {
 	mux, child := s.chrome.mux, s.chrome.child
 	mux.CloseClients("session ending")
+	select {
+	case <-child.Done():
+		return nil // it died on its own (Fatal): nothing left to save or close
+	default:
+	}
 	var saveErr error
 	if s.cfg.Launch.Profile != "" {
 		saveCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
