@@ -30,6 +30,7 @@ type Config struct {
 	DownloadDir  string
 	UploadDir    string
 	RuntimeDir   string // private sockets (x11vnc), mode 0700
+	LiveDir      string // the live view page and its assets (BERTH_LIVE_DIR; tests)
 }
 
 const (
@@ -79,6 +80,10 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	c.RuntimeDir = "/tmp/berth"
 	if v := getenv("BERTH_RUNTIME_DIR"); v != "" { // tests on a shared host
 		c.RuntimeDir = v
+	}
+	c.LiveDir = "/opt/berth/browser/live"
+	if v := getenv("BERTH_LIVE_DIR"); v != "" {
+		c.LiveDir = v
 	}
 	return c, nil
 }

@@ -47,6 +47,7 @@ type Service struct {
 	downloads *downloads
 	devtools  *cdp.Handler
 	vnc       *vnc.Handler
+	live      *liveView // nil when headless
 
 	mu      sync.Mutex
 	session Options // options of the bound session
@@ -92,6 +93,9 @@ func (s *Service) Prepare(ctx context.Context) error {
 
 	displayName := ""
 	if !o.Headless {
+		if s.live, err = loadLiveView(cfg.LiveDir); err != nil {
+			return err
+		}
 		if s.display, err = startXvfb(ctx, o.Viewport); err != nil {
 			return err
 		}
@@ -196,6 +200,8 @@ func (s *Service) Handler() http.Handler {
 			s.downloads.serveFile(w, r, strings.TrimPrefix(p, "/.berth/downloads/"))
 		case strings.HasPrefix(p, "/.berth/uploads/"):
 			s.serveUpload(w, r, strings.TrimPrefix(p, "/.berth/uploads/"))
+		case p == "/" || strings.HasPrefix(p, "/live/"):
+			s.serveLive(w, r)
 		case p == "/vnc":
 			if s.vnc == nil {
 				agent.WriteError(w, http.StatusNotFound, "headless session: no live view")
