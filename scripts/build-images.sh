@@ -4,12 +4,13 @@
 #   scripts/build-images.sh [--force]
 #
 # - makes sure the base image exists (scripts/build-base-image.sh: pull, or debootstrap offline)
-# - makes sure xterm.js is in node_modules (the terminal image copies it from there)
+# - makes sure xterm.js and noVNC are in node_modules (the images copy them from there)
 # - builds the terminal image only when it is missing, --force is given, or its inputs changed:
 #   a hash of terminal-container/, the session agent packages the image is built from, the
 #   xterm.js files and the base image id is stored as the image label berth.build-hash and
 #   compared on the next run.
-# - builds the browser image the same way (browser-container/Dockerfile and its agent packages)
+# - builds the browser image the same way (browser-container/Dockerfile, its live view page,
+#   noVNC and its agent packages; the build context is exactly those files)
 #
 # Environment: BERTH_TERMINAL_IMAGE (default berth/terminal:latest),
 #              BERTH_BROWSER_IMAGE (default berth/browser:latest),
@@ -37,16 +38,43 @@ docker info >/dev/null 2>&1 || die "cannot reach the Docker engine (is dockerd r
 
 BERTH_BASE_IMAGE="$BASE_IMAGE" bash "$ROOT/scripts/build-base-image.sh"
 
-# The browser image needs nothing from node_modules. Its inputs: its Dockerfile, the agent
-# packages it builds (tests included: they gate the build) and the base image.
+# node_modules must hold what the images copy: xterm.js (terminal), noVNC (browser).
+NODE_FILES=(
+  node_modules/@xterm/xterm/lib/xterm.js
+  node_modules/@xterm/xterm/css/xterm.css
+  node_modules/@xterm/addon-fit/lib/addon-fit.js
+  node_modules/@novnc/novnc/core/rfb.js
+  node_modules/@novnc/novnc/vendor/pako/lib/zlib/inflate.js
+)
+missing=0
+for f in "${NODE_FILES[@]}"; do [ -f "$f" ] || missing=1; done
+if [ "$missing" -eq 1 ]; then
+  if [ ! -d node_modules ] && command -v npm >/dev/null 2>&1; then
+    log "node_modules absent: running npm ci"
+    npm ci --no-audit --no-fund
+  else
+    # Do not wipe an existing node_modules with npm ci behind the developer's back.
+    die "files missing from node_modules: run 'npm install' (needs @xterm/xterm, @xterm/addon-fit, @novnc/novnc)"
+  fi
+  for f in "${NODE_FILES[@]}"; do [ -f "$f" ] || die "still missing after npm ci: $f"; done
+fi
+
+# The browser image's inputs: its Dockerfile, the live view page, noVNC from node_modules,
+# the agent packages it builds (tests included: they gate the build) and the base image.
+# They are also exactly its build context (a tar on stdin): the repository's .dockerignore
+# leaves node_modules out, and nothing the hash does not cover can reach the build.
 BROWSER_IMAGE="${BERTH_BROWSER_IMAGE:-berth/browser:latest}"
 BROWSER_INPUTS=(
-  browser-container/Dockerfile
+  browser-container/Dockerfile browser-container/live
+  node_modules/@novnc/novnc/core node_modules/@novnc/novnc/vendor/pako node_modules/@novnc/novnc/LICENSE.txt
   session-agent/internal/agent session-agent/internal/cdp session-agent/internal/vnc
   session-agent/internal/browser session-agent/cmd/berth-browser
 )
+browser_files() {  # NUL-separated, sorted: the hash and the context read the same list
+  find "${BROWSER_INPUTS[@]}" -type f ! -name '*.md' -print0 | LC_ALL=C sort -z
+}
 browser_hash="$({
-  find "${BROWSER_INPUTS[@]}" -type f ! -name '*.md' -print0 | LC_ALL=C sort -z | xargs -0 sha256sum
+  browser_files | xargs -0 sha256sum
   docker image inspect -f '{{.Id}}' "$BASE_IMAGE"
 } | sha256sum | cut -c1-64)"
 if [ "$FORCE" -eq 0 ] && [ "$(docker image inspect -f '{{index .Config.Labels "berth.build-hash"}}' "$BROWSER_IMAGE" 2>/dev/null || true)" = "$browser_hash" ]; then
@@ -54,32 +82,20 @@ if [ "$FORCE" -eq 0 ] && [ "$(docker image inspect -f '{{index .Config.Labels "b
 else
   log "building $BROWSER_IMAGE (${browser_hash:0:12})"
   started=$(date +%s)
-  docker build --network host \
+  browser_files | tar --null -T - -cf - | docker build --network host \
     --build-arg "BASE_IMAGE=$BASE_IMAGE" \
     --label "berth.build-hash=$browser_hash" \
-    -f browser-container/Dockerfile -t "$BROWSER_IMAGE" .
+    -f browser-container/Dockerfile -t "$BROWSER_IMAGE" -
   size=$(docker image inspect -f '{{.Size}}' "$BROWSER_IMAGE" | awk '{printf "%.0f MB", $1/1e6}')
   log "built $BROWSER_IMAGE ($size) in $(( $(date +%s) - started )) s"
 fi
 
-# The files terminal-container/Dockerfile copies out of node_modules.
+# The files terminal-container/Dockerfile copies out of node_modules (checked above).
 XTERM_FILES=(
   node_modules/@xterm/xterm/lib/xterm.js
   node_modules/@xterm/xterm/css/xterm.css
   node_modules/@xterm/addon-fit/lib/addon-fit.js
 )
-missing=0
-for f in "${XTERM_FILES[@]}"; do [ -f "$f" ] || missing=1; done
-if [ "$missing" -eq 1 ]; then
-  if [ ! -d node_modules ] && command -v npm >/dev/null 2>&1; then
-    log "node_modules absent: running npm ci"
-    npm ci --no-audit --no-fund
-  else
-    # Do not wipe an existing node_modules with npm ci behind the developer's back.
-    die "xterm.js missing from node_modules: run 'npm install' (needs @xterm/xterm and @xterm/addon-fit)"
-  fi
-  for f in "${XTERM_FILES[@]}"; do [ -f "$f" ] || die "still missing after npm ci: $f"; done
-fi
 
 # The session agent directories terminal-container/Dockerfile copies (the browser kind's
 # packages are not part of this image).
