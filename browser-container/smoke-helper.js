@@ -10,6 +10,7 @@
 //   smoke-helper.js cdp PORT SECRET SITE            discovery, Playwright, a second client, reconnect
 //   smoke-helper.js files PORT SECRET SITE          screenshot, download, upload
 //   smoke-helper.js vnc PORT SECRET SITE MODE       RFB over /vnc; MODE=interactive|view-only
+//   smoke-helper.js live PORT SECRET SITE MODE      the live view page in the host's Chromium
 //   smoke-helper.js bind PORT SECRET BODY-JSON      POST /.berth/bind, print the status
 //   smoke-helper.js persist-set PORT SECRET SITE    set a session cookie and localStorage
 //   smoke-helper.js persist-check PORT SECRET SITE  both must be back
@@ -273,13 +274,12 @@ async function files(port, secret, sitePort) {
     const r = await request(port, method, path, secret, { body: method === 'PUT' ? 'x' : undefined });
     check(`bad name refused with 400 (${method} ${label})`, r.status === 400, `${r.status} ${r.body}`);
   }
-  // A path with ".." never reaches the kind: the agent's router answers 301 to the cleaned
-  // path (which lies outside /.berth/uploads and /.berth/downloads).
-  for (const [method, path] of [['PUT', '/.berth/uploads/..%2F..%2Fhome%2Fberth%2Fevil'], ['GET', '/.berth/downloads/..%2F..%2Fetc%2Fpasswd']]) {
+  // Paths with ".." reach the kind as sent (the agent does not clean or redirect them) and
+  // the name is refused.
+  for (const [method, path] of [['PUT', '/.berth/uploads/..%2F..%2Fhome%2Fberth%2Fevil'], ['GET', '/.berth/downloads/..%2F..%2Fetc%2Fpasswd'],
+    ['PUT', '/.berth/uploads/../evil'], ['GET', '/.berth/downloads/../../etc/passwd'], ['GET', '/.berth/downloads/..']]) {
     const r = await request(port, method, path, secret, { body: method === 'PUT' ? 'x' : undefined });
-    const where = r.headers.location || '';
-    check(`"..": ${method} refused (${r.status} ${where})`, r.status === 400 || (r.status === 301
-      && !where.startsWith('/.berth/uploads/') && !where.startsWith('/.berth/downloads/')), r.status);
+    check(`"..": ${method} ${path} refused with 400`, r.status === 400, `${r.status} ${r.headers.location || ''}`);
   }
   const big = await request(port, 'PUT', '/.berth/uploads/big.bin', secret, { body: Buffer.alloc(2 << 20), expectContinue: true });
   check('upload over the cap is 413', big.status === 413, `${big.status} ${big.body}`);
@@ -355,6 +355,167 @@ async function vnc(port, secret, sitePort, mode) {
   await pw.close();
 }
 
+// --- live view ------------------------------------------------------------------------------
+
+// A stand-in for Berth's gateway: listens on 127.0.0.1, adds X-Berth-Secret to every request
+// and WebSocket upgrade and forwards them to the agent. gw.refuse() makes it answer 401 to
+// everything, as the gateway does once a session has ended; gw.drop() cuts every open
+// WebSocket, as a network blip would.
+function gatewayStandIn(agentPort, secret) {
+  const sockets = new Set();
+  const gw = { refusing: false, upgrades: 0 };
+  const refuse = (socketOrRes) => {
+    const body = '{"statusCode":401,"error":"Unauthorized"}';
+    if (socketOrRes.writeHead) {
+      socketOrRes.writeHead(401, { 'Content-Type': 'application/json' });
+      return socketOrRes.end(body);
+    }
+    socketOrRes.end(`HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
+  };
+  const srv = http.createServer((req, res) => {
+    if (gw.refusing) return refuse(res);
+    const up = http.request({ host: HOST, port: agentPort, method: req.method, path: req.url, agent: false,
+      headers: { ...req.headers, 'x-berth-secret': secret } }, (r) => { res.writeHead(r.statusCode, r.headers); r.pipe(res); });
+    up.on('error', () => res.destroy());
+    req.pipe(up);
+  });
+  srv.on('upgrade', (req, client, head) => {
+    gw.upgrades++;
+    if (gw.refusing) return refuse(client);
+    const upstream = net.connect(agentPort, HOST, () => {
+      const lines = [`${req.method} ${req.url} HTTP/1.1`];
+      for (let i = 0; i < req.rawHeaders.length; i += 2) {
+        if (req.rawHeaders[i].toLowerCase() !== 'x-berth-secret') lines.push(`${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}`);
+      }
+      lines.push(`X-Berth-Secret: ${secret}`);
+      upstream.write(lines.join('\r\n') + '\r\n\r\n');
+      if (head.length) upstream.write(head);
+      client.pipe(upstream);
+      upstream.pipe(client);
+    });
+    const close = () => { client.destroy(); upstream.destroy(); sockets.delete(client); };
+    sockets.add(client);
+    for (const s of [client, upstream]) { s.on('error', close); s.on('close', close); }
+  });
+  gw.listen = () => new Promise((r) => srv.listen(0, HOST, () => r(srv.address().port)));
+  gw.drop = () => { for (const s of sockets) s.destroy(); };
+  gw.refuse = () => { gw.refusing = true; gw.drop(); };
+  gw.close = () => { gw.drop(); srv.close(); };
+  return gw;
+}
+
+// The live view page through the stand-in gateway, in a real Chromium (the host's, driven by
+// playwright-core): the page and noVNC load under the CSP, the canvas shows the session's
+// screen, input obeys MODE, a second viewer can watch at the same time, a dropped connection
+// is re-established, and once the gateway says 401 the page stops trying.
+async function live(port, secret, sitePort, mode) {
+  // Plain HTTP first: the routes behind the secret.
+  const page0 = await request(port, 'GET', '/', secret);
+  const csp = page0.headers['content-security-policy'] || '';
+  check('live view page: 200 HTML, no-store, no-referrer, strict CSP', page0.status === 200
+    && page0.headers['content-type'] === 'text/html; charset=utf-8' && page0.headers['cache-control'] === 'no-store'
+    && page0.headers['referrer-policy'] === 'no-referrer' && csp.includes("default-src 'self'") && csp.includes("connect-src 'self'")
+    && !csp.includes('unsafe'), `${page0.status} ${JSON.stringify(page0.headers)}`);
+  const statuses = [];
+  for (const p of ['/live/viewer.js', '/live/viewer.css', '/live/novnc/core/rfb.js', '/live/novnc/vendor/pako/lib/zlib/inflate.js']) {
+    const r = await request(port, 'GET', p, secret);
+    const want = p.endsWith('.css') ? 'text/css; charset=utf-8' : 'text/javascript; charset=utf-8';
+    statuses.push(`${p}=${r.status}`);
+    check(`live view asset ${p}: 200 ${want}`, r.status === 200 && r.headers['content-type'] === want
+      && r.raw.length > 0, `${r.status} ${r.headers['content-type']}`);
+  }
+  const cfg = await json(port, 'GET', '/live/config.json', secret);
+  check(`live view config says view_only=${mode === 'view-only'}`, cfg.status === 200 && cfg.data.view_only === (mode === 'view-only'), cfg.body);
+  const refused = [];
+  for (const p of ['/', '/live/viewer.js', '/live/novnc/core/rfb.js', '/live/config.json']) refused.push((await request(port, 'GET', p)).status);
+  check('live view page, assets and config: 401 without the secret', refused.every((x) => x === 401), refused.join(','));
+  const licence = await request(port, 'GET', '/live/novnc/LICENSE.txt', secret);
+  check('only .js/.css under /live/ are served (LICENSE.txt: 404)', licence.status === 404, licence.status);
+
+  // The remote page counts mousedowns: the first tab shows it.
+  const { chromium } = require('playwright-core');
+  const remote = await chromium.connectOverCDP(`http://${HOST}:${port}`, { headers: { 'X-Berth-Secret': secret } });
+  const remotePage = remote.contexts()[0].pages()[0];
+  await remotePage.goto(`http://${HOST}:${sitePort}/`);
+  await remotePage.bringToFront();
+
+  const gw = gatewayStandIn(port, secret);
+  const gwPort = await gw.listen();
+  const origin = `http://live-smoke.localhost:${gwPort}`; // *.localhost: loopback, a secure context
+  const browser = await chromium.launch({ executablePath: process.env.BERTH_SMOKE_CHROMIUM || '/usr/lib/chromium/chromium',
+    args: ['--no-sandbox', '--disable-dev-shm-usage', '--disable-gpu'] });
+  try {
+    const ctx = await browser.newContext({ viewport: { width: 960, height: 540 } });
+    const problems = [];
+    const watch = (page) => {
+      page.on('console', (m) => { if (m.type() === 'error' || /Content.Security.Policy/i.test(m.text())) problems.push(m.text()); });
+      page.on('pageerror', (e) => problems.push(String(e)));
+    };
+    const viewer = await ctx.newPage();
+    watch(viewer);
+    await viewer.goto(`${origin}/`);
+    const connected = (p, ms = 10000) => p.waitForSelector('body[data-state="connected"]', { timeout: ms }).then(() => true, () => false);
+    check('live view connects in a real Chromium (through a gateway stand-in)', await connected(viewer),
+      await viewer.evaluate(() => `${document.body.dataset.state}: ${document.getElementById('state').textContent}`));
+    // Drawn: the canvas has the remote screen's size and more than a handful of colours.
+    let drawn = { w: 0, h: 0, colours: 0 };
+    for (let i = 0; i < 30 && drawn.colours < 8; i++) {
+      drawn = await viewer.evaluate(() => {
+        const c = document.querySelector('#screen canvas');
+        if (!c || !c.width) return { w: 0, h: 0, colours: 0 };
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        const seen = new Set();
+        for (let i = 0; i < d.length && seen.size < 64; i += 4 * 97) seen.add((d[i] << 16) | (d[i + 1] << 8) | d[i + 2]);
+        return { w: c.width, h: c.height, colours: seen.size };
+      });
+      if (drawn.colours < 8) await sleep(100);
+    }
+    check('the viewer draws the session\'s screen (canvas 1280x720, not blank)', drawn.w === 1280 && drawn.h === 720 && drawn.colours >= 8,
+      JSON.stringify(drawn));
+    const shots = process.env.BERTH_SMOKE_SHOTS; // a directory: keep what the viewer showed
+    if (shots) await viewer.screenshot({ path: `${shots}/live-${mode}.png` });
+    const box = await viewer.locator('#screen canvas').boundingBox();
+    check('the canvas is scaled to the window', !!box && box.width <= 960 && box.height <= 540 && box.width >= 900, JSON.stringify(box));
+
+    // Input through the viewer: a click in the middle of the screen lands in the remote page.
+    const before = await remotePage.evaluate(() => window.clicks);
+    await viewer.mouse.click(box.x + box.width / 2, box.y + box.height * 0.6);
+    let clicks = before;
+    for (let i = 0; i < 20 && clicks === before; i++) { await sleep(100); clicks = await remotePage.evaluate(() => window.clicks); }
+    if (mode === 'view-only') {
+      check('view-only: a click through the viewer changes nothing in the session', clicks === before, `clicks ${before} -> ${clicks}`);
+      check('view-only: the page says so', (await viewer.textContent('#state')) === 'View only');
+    } else {
+      check('interactive: a click through the viewer reaches the session', clicks > before, `clicks ${before} -> ${clicks}`);
+    }
+
+    const second = await ctx.newPage();
+    watch(second);
+    await second.goto(`${origin}/`);
+    check('a second viewer connects at the same time', await connected(second) && await connected(viewer, 100));
+    await second.close();
+
+    const upgrades = gw.upgrades;
+    gw.drop();
+    await viewer.waitForSelector('body[data-state="waiting"]', { timeout: 5000 }).catch(() => {});
+    check('after a dropped connection the viewer reconnects by itself', await connected(viewer, 8000) && gw.upgrades > upgrades,
+      `upgrades ${upgrades} -> ${gw.upgrades}`);
+
+    check('no CSP violation or script error in the viewers', problems.length === 0, problems.join(' | '));
+    gw.refuse(); // from here on the 401s are expected console errors
+    const ended = await viewer.waitForSelector('body[data-state="ended"]', { timeout: 8000 }).then(() => true, () => false);
+    const attempts = gw.upgrades;
+    await sleep(1500);
+    if (shots) await viewer.screenshot({ path: `${shots}/live-${mode}-ended.png` });
+    check('once the gateway answers 401 the viewer says the session ended and stops trying', ended && gw.upgrades === attempts,
+      await viewer.evaluate(() => `${document.body.dataset.state}: ${document.getElementById('state').textContent}`));
+  } finally {
+    gw.close();
+    await browser.close();
+    await remote.close();
+  }
+}
+
 async function bind(port, secret, body) {
   const r = await request(port, 'POST', '/.berth/bind', secret, { body, headers: { 'Content-Type': 'application/json' } });
   console.log(r.status, r.body.trim());
@@ -383,7 +544,7 @@ async function pageURL(port, secret) {
 }
 
 const [cmd, ...args] = process.argv.slice(2);
-const commands = { receiver, site, freeport, wait, auth, cdp, files, vnc, bind, 'page-url': pageURL,
+const commands = { receiver, site, freeport, wait, auth, cdp, files, vnc, live, bind, 'page-url': pageURL,
   'persist-set': (p, s, site) => persist(p, s, site, 'set'), 'persist-check': (p, s, site) => persist(p, s, site, 'check') };
 if (!commands[cmd]) {
   console.error(`unknown command ${cmd}`);

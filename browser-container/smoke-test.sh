@@ -4,6 +4,9 @@
 # networking, everything on 127.0.0.1). Needs Docker, `ss` (iproute2) and Node 20 with the
 # repository's node_modules (`ws`, `playwright-core`; `puppeteer-core` adds checks when
 # installed): the callback receiver, the test web site and the clients are smoke-helper.js.
+# The live view page is opened in the host's Chromium (/usr/lib/chromium/chromium, Debian's
+# `chromium`; BERTH_SMOKE_CHROMIUM names another) behind a stand-in for Berth's gateway;
+# BERTH_SMOKE_SHOTS=DIR keeps screenshots of what the viewer showed.
 #
 #   browser-container/smoke-test.sh      (after scripts/build-images.sh)
 # Prints "ok   name" / "FAIL name" per check and "N passed, M failed" last.
@@ -73,6 +76,7 @@ in_volume() {  # in_volume CMD: a shell command over the profile volume, as uid 
 
 SID=9b1c2d3e-4f50-4a6b-8c7d-0e1f2a3b4c5d
 POOL_SID=0c2d3e4f-5061-4b7c-8d9e-1f2a3b4c5d6e
+DEAD_SID=1d3e4f50-6172-4c8d-9eaf-2a3b4c5d6e7f
 SECRET="smoke-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 POOL_SECRET="pool-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 docker image inspect "$IMAGE" >/dev/null 2>&1 || { echo "image $IMAGE missing: run scripts/build-images.sh"; exit 1; }
@@ -101,6 +105,7 @@ helper auth auth "$port" "$SECRET"
 helper cdp cdp "$port" "$SECRET" "$site"
 helper files files "$port" "$SECRET" "$site"
 helper vnc vnc "$port" "$SECRET" "$site" interactive
+helper live live "$port" "$SECRET" "$site" interactive
 
 # Nothing but the agent may listen: compare every listening socket's pid with the container's.
 pids=$(docker top "$PREFIX-main" -o pid | tail -n +2 | paste -sd'|')
@@ -127,14 +132,24 @@ check "a redirect from an allowed host to 127.0.0.1 is blocked (no request reach
 node "$HELPER" page-url "$pool_port" "$SECRET" | grep -vq 'SECRET'
 check "the first tab does not show the blocked page" $?
 helper viewonly vnc "$pool_port" "$SECRET" "$site" view-only
+helper liveviewonly live "$pool_port" "$SECRET" "$site" view-only
 stop_clean pool "headful, bound through /.berth/bind"
 
-# Launch-time options that differ from the pool container's must be refused with 400.
+# Launch-time options that differ from the pool container's, or a refused start_url, are
+# answered 400; the container stays unbound and takes a later bind that fits.
 mis_port=$(node "$HELPER" freeport)
 run_agent mismatch "$mis_port" "$POOL_SECRET"
 node "$HELPER" wait "$mis_port" "$POOL_SECRET"
 out=$(node "$HELPER" bind "$mis_port" "$POOL_SECRET" "$(bind_body "$SECRET" '{"headless":true}')")
 [ "${out%% *}" = 400 ]; check "bind with headless on a headful pool container: 400 ($out)" $?
+out=$(node "$HELPER" bind "$mis_port" "$POOL_SECRET" "$(bind_body "$SECRET" '{"start_url":"http://169.254.169.254/latest/"}')")
+[ "${out%% *}" = 400 ]; check "bind with a start_url the policy refuses: 400 ($out)" $?
+health=$(curl -s -H "X-Berth-Secret: $POOL_SECRET" "http://127.0.0.1:$mis_port/.berth/health")
+[ "$health" = '{"ready":true,"bound":false,"session_id":null}' ]
+check "after refused binds the pool secret still opens an unbound agent ($health)" $?
+out=$(node "$HELPER" bind "$mis_port" "$POOL_SECRET" "$(bind_body "$SECRET" '{"viewport":{"width":1280,"height":720}}')")
+[ "${out%% *}" = 200 ]; check "then a bind that fits the container: 200 ($out)" $?
+stop_clean mismatch "headful, bound after two refused binds"
 
 # --- 3. persistent profile on a named volume, headless -----------------------------------
 docker volume create "$VOLUME" >/dev/null
@@ -145,6 +160,12 @@ run_agent profile1 "$p1" "$SECRET" $(session_env "$api") -v "$VOLUME:/home/berth
 node "$HELPER" wait "$p1" "$SECRET"; check "headless session with a profile volume gets ready" $?
 status=$(curl -s -o /dev/null -w '%{http_code}' -H "X-Berth-Secret: $SECRET" "http://127.0.0.1:$p1/vnc")
 [ "$status" = 404 ]; check "headless session has no /vnc (404)" $?
+page=$(curl -s -w ' %{http_code} %{content_type}' -H "X-Berth-Secret: $SECRET" "http://127.0.0.1:$p1/")
+case "$page" in *headless*' 404 text/html; charset=utf-8') true ;; *) false ;; esac
+check "headless session: / is a 404 page saying there is no screen" $?
+statuses=$(for path in /live/viewer.js /live/config.json; do curl -s -o /dev/null -w '%{http_code} ' -H "X-Berth-Secret: $SECRET" "http://127.0.0.1:$p1$path"; done
+  curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$p1/")
+[ "$statuses" = "404 404 401" ]; check "headless session: no live view assets (404), / without the secret 401 ($statuses)" $?
 helper persist1 persist-set "$p1" "$SECRET" "$site"
 stop_clean profile1 "headless, profile saved"
 in_volume 'test "$(stat -c %a:%u /p/berth-session-cookies.json)" = 600:1000 && ! ls /p/Singleton* 2>/dev/null'
@@ -159,6 +180,22 @@ run_agent profile2 "$p2" "$SECRET" $(session_env "$api") -v "$VOLUME:/home/berth
 node "$HELPER" wait "$p2" "$SECRET"; check "a stale SingletonLock from another host does not block the profile" $?
 helper persist2 persist-check "$p2" "$SECRET" "$site"
 stop_clean profile2 "headless, second session"
+
+# --- 4. Chromium exiting on its own ends the session through the agent ---------------------
+dead_port=$(node "$HELPER" freeport)
+run_agent dead "$dead_port" "$SECRET" -e BERTH_SESSION_ID="$DEAD_SID" -e BERTH_CALLBACK_TOKEN=cb-secret \
+  -e BERTH_CALLBACK_URL="http://127.0.0.1:$api/api/v1/callbacks" -e BERTH_OPTIONS='{"headless":true}'
+node "$HELPER" wait "$dead_port" "$SECRET"
+docker exec "$PREFIX-dead" sh -c 'for p in $(cat /proc/1/task/*/children); do
+  [ "$(cat /proc/$p/comm)" = chromium ] && kill -KILL "$p"; done'
+for _ in $(seq 100); do [ "$(docker inspect -f '{{.State.Status}}' "$PREFIX-dead")" = exited ] && break; sleep 0.1; done
+[ "$(docker inspect -f '{{.State.Status}} {{.State.ExitCode}}' "$PREFIX-dead")" = "exited 1" ]
+check "chromium killed: the agent exits 1" $?
+wait_file "$TMP/api.log" '"/api/v1/callbacks/status"'
+grep '"/api/v1/callbacks/status"' "$TMP/api.log" | grep "\"session_id\":\"$DEAD_SID\"" | grep -q 'chromium exited unexpectedly'
+check "... after reporting the session failed (POST /status, \"chromium exited unexpectedly\")" $?
+docker logs "$PREFIX-dead" 2>&1 | grep -q '"msg":"shutting down"'
+check "... through the agent's normal shutdown" $?
 
 echo "$PASSED passed, $FAILED failed"
 [ "$FAILED" -eq 0 ]
