@@ -15,10 +15,12 @@ const retryButton = document.getElementById('retry');
 
 const FIRST_DELAY_MS = 500; // a blip: try again almost at once
 const MAX_DELAY_MS = 30000;
+const STABLE_MS = 10000; // a connection that lasted this long resets the backoff
 
 let rfb = null;
 let viewOnly = false;
-let failures = 0; // consecutive attempts that did not connect
+let failures = 0; // consecutive attempts that did not connect, or did not last
+let connectedAt = 0;
 let timer = null;
 let ticker = null;
 let finished = false;
@@ -70,13 +72,17 @@ async function connect() {
 
   client.addEventListener('connect', () => {
     if (rfb !== client) return;
-    failures = 0;
+    connectedAt = Date.now();
     show('connected', viewOnly ? 'View only' : 'Connected');
     if (!viewOnly) client.focus({ preventScroll: true });
   });
   client.addEventListener('disconnect', (ev) => {
     if (rfb !== client) return;
     rfb = null;
+    // Only a connection that held resets the backoff: one dropped right after connecting
+    // again and again must not turn into a reconnect loop.
+    if (connectedAt && Date.now() - connectedAt >= STABLE_MS) failures = 0;
+    connectedAt = 0;
     retryLater(ev.detail && ev.detail.clean ? 'Disconnected' : 'Connection lost');
   });
   client.addEventListener('securityfailure', (ev) => {
