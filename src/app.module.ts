@@ -9,7 +9,10 @@ import { GatewayModule, GatewayServerModule } from './gateway/gateway.module';
 import { HealthModule } from './health/health.module';
 import { ProvisioningWorkerModule } from './provisioning/provisioning-worker.module';
 import { SessionsApiModule } from './sessions/sessions.module';
+import { TenancyModule } from './tenancy/tenancy.module';
 import { TerminalsModule } from './terminals/terminals.module';
+import { VolumesApiModule } from './volumes/volumes.module';
+import { WebhooksApiModule, WebhooksWorkerModule } from './webhooks/webhooks.module';
 
 export interface Roles {
   /** Serve the HTTP API (and session traffic on the same port when RUN_GATEWAY_IN_API). */
@@ -37,9 +40,11 @@ export class AppModule {
         }),
       );
     }
-    if (roles.api) imports.push(SessionsApiModule, TerminalsModule, BrowsersModule, CallbacksModule, HealthModule);
+    if (roles.api) {
+      imports.push(TenancyModule, SessionsApiModule, TerminalsModule, BrowsersModule, VolumesApiModule, WebhooksApiModule, CallbacksModule, HealthModule);
+    }
     if (roles.api && config.gateway.embedded) imports.push(GatewayModule);
-    if (roles.worker) imports.push(ProvisioningWorkerModule);
+    if (roles.worker) imports.push(ProvisioningWorkerModule, WebhooksWorkerModule);
     if (roles.gateway) imports.push(GatewayServerModule);
     return { module: AppModule, imports };
   }

@@ -54,7 +54,7 @@ describe('bad input gets a clear 4xx', () => {
   });
 
   it.each([
-    ['status=bogus', /status must be one of: pending, starting, started, stopped, expired, failed/],
+    ['status=bogus', /status must be one of: pending, starting, started, stopping, stopped, expired, failed/],
     ['limit=0', /limit must not be less than 1/],
     ['limit=500', /limit must not be greater than 200/],
     ['offset=-1', /offset must not be less than 0/],

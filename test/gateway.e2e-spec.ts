@@ -230,7 +230,7 @@ describe('gateway: authentication, forwarding and revocation (real Postgres)', (
     const closed = new Promise<number>((resolve) => socket.once('close', () => resolve(Date.now())));
     // Another process ending the session: a plain UPDATE, no call into this one.
     const ended = Date.now();
-    await sql(`UPDATE sessions SET status = 'stopped', deleted_at = now() WHERE id = $1`, [s.id]);
+    await sql(`UPDATE sessions SET status = 'stopping', stop_status = 'stopped', end_reason = 'deleted', deleted_at = now() WHERE id = $1`, [s.id]);
     expect((await closed) - ended).toBeLessThan(1000);
     const after = await httpRequest(`${berth.url}/s/${s.id}/`, { headers: { authorization: `Bearer ${s.token}` } });
     expect(after.status).toBe(401);

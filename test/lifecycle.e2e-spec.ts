@@ -104,16 +104,25 @@ describe('terminal session lifecycle (real Postgres, Redis, Docker)', () => {
     // A wrong token gets no shell.
     await expect(runInTerminal(started.path_url, 'not-the-token-but-long-enough-to-look-like-one', 'echo x', 'x')).rejects.toThrow(/401/);
 
+    // An honest stop: `stopping` while the container goes, `stopped` once it is gone.
     const deleted = await api(berth.url, 'DELETE', `/api/v1/terminals/${id}`);
     expect(deleted.status).toBe(200);
-    expect(deleted.body.status).toBe('stopped');
+    expect(deleted.body).toMatchObject({ status: 'stopping', end_reason: 'deleted', tunnel_url: null });
     expect(deleted.body.deleted_at).not.toBeNull();
-    await eventually(async () => (await containersOf(berth.instance, id)).length === 0, 15_000, 'container removal');
+    const settled = await api(berth.url, 'GET', `/api/v1/terminals/${id}?wait_seconds=15`);
+    expect(settled.body.status).toBe('stopped');
+    expect(await containersOf(berth.instance, id)).toHaveLength(0);
     // Its port is free for the next session once the container is gone.
     await eventually(async () => (await sql('SELECT host_port FROM sessions WHERE id = $1', [id]))[0].host_port === null, 5_000, 'port release');
     // Its expiry job, now pointless, is gone from Redis too.
     const lifecycle = berth.app.get<Queue>(getQueueToken(QueueName.Lifecycle));
     await eventually(async () => !(await lifecycle.getJob(jobId(JobName.ExpireSession, id))), 5_000, 'expiry job removal');
+    // The audit trail tells the story, and who did what.
+    const audit = await api(berth.url, 'GET', `/api/v1/sessions/${id}/audit`);
+    expect(audit.body.map((event: { type: string }) => event.type)).toEqual(
+      expect.arrayContaining(['created', 'starting', 'provisioning', 'started', 'stopping', 'stopped']),
+    );
+    expect(audit.body.find((event: { type: string }) => event.type === 'stopping')).toMatchObject({ actor: 'admin', data: { reason: 'deleted' } });
 
     // Idempotent, and a stopped session stays stopped.
     const again = await api(berth.url, 'DELETE', `/api/v1/terminals/${id}`);
@@ -145,6 +154,7 @@ describe('terminal session lifecycle (real Postgres, Redis, Docker)', () => {
     await waitForStatus(berth.url, a.body.id, ['started']);
     await waitForStatus(berth.url, b.body.id, ['started']);
     await api(berth.url, 'DELETE', `/api/v1/terminals/${a.body.id}`);
+    await waitForStatus(berth.url, a.body.id, ['stopped']);
 
     const started = await api(berth.url, 'GET', '/api/v1/terminals?status=started');
     expect(started.status).toBe(200);
@@ -174,11 +184,24 @@ describe('terminal session lifecycle (real Postgres, Redis, Docker)', () => {
         '/api/v1/callbacks/status',
         '/api/v1/callbacks/tunnel',
         '/api/v1/profiles',
-        '/api/v1/profiles/{name}',
+        '/api/v1/profiles/{id}',
         '/api/v1/sessions',
         '/api/v1/sessions/{id}',
+        '/api/v1/sessions/{id}/audit',
+        '/api/v1/sessions/{id}/events',
+        '/api/v1/sessions/{id}/extend',
+        '/api/v1/sessions/{id}/heartbeat',
+        '/api/v1/sessions/{id}/lifecycle',
+        '/api/v1/tenants',
+        '/api/v1/tenants/{id}',
+        '/api/v1/tenants/{id}/keys',
+        '/api/v1/tenants/{id}/keys/{keyId}',
+        '/api/v1/workspaces',
+        '/api/v1/workspaces/{id}',
         '/api/v1/terminals',
         '/api/v1/terminals/{id}',
+        '/api/v1/webhooks',
+        '/api/v1/webhooks/{id}',
         '/health',
       ].sort(),
     );
@@ -186,6 +209,7 @@ describe('terminal session lifecycle (real Postgres, Redis, Docker)', () => {
       'pending',
       'starting',
       'started',
+      'stopping',
       'stopped',
       'expired',
       'failed',

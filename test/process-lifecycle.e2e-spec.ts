@@ -16,7 +16,7 @@ import {
   sleep,
   waitForStatus,
 } from './support/berth-harness';
-import { TEST_SECRET_KEY } from './support/test-config';
+import { TEST_ADMIN_KEY, TEST_SECRET_KEY } from './support/test-config';
 import { TEST_IMAGES } from './support/test-images';
 
 const DIST = join(__dirname, '..', 'dist', 'src');
@@ -33,6 +33,7 @@ function run(entry: 'main.js' | 'worker.js' | 'gateway.js', env: Record<string, 
       DATABASE_URL: TEST_DATABASE_URL,
       REDIS_URL: TEST_REDIS_URL,
       BERTH_SECRET_KEY: TEST_SECRET_KEY,
+      BERTH_ADMIN_KEY: TEST_ADMIN_KEY,
       // Not the developer's .env (quickstart writes one in the checkout): only what the test sets.
       BERTH_ENV_FILE: '/dev/null',
       TERMINAL_IMAGE,

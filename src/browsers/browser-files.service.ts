@@ -5,6 +5,7 @@ import { BerthConfig } from '../config/berth-config';
 import { SessionAgentClient } from '../sessions/session-agent.client';
 import { SessionKind } from '../sessions/session-status';
 import { SessionsService } from '../sessions/sessions.service';
+import { Principal } from '../tenancy/principal';
 
 /** A file in the session's downloads, as the agent lists it. */
 export interface DownloadedFile {
@@ -41,28 +42,28 @@ export class BrowserFilesService {
     private readonly config: BerthConfig,
   ) {}
 
-  async screenshot(id: string): Promise<AgentStream> {
-    return this.stream(id, '/.berth/screenshot', 'could not take a screenshot');
+  async screenshot(principal: Principal, id: string): Promise<AgentStream> {
+    return this.stream(principal, id, '/.berth/screenshot', 'could not take a screenshot');
   }
 
-  async downloads(id: string): Promise<DownloadedFile[]> {
-    const session = await this.sessions.get(id, SessionKind.Browser);
+  async downloads(principal: Principal, id: string): Promise<DownloadedFile[]> {
+    const session = await this.sessions.get(principal, id, SessionKind.Browser);
     const response = await this.agent.request(session, { method: 'GET', path: '/.berth/downloads' });
     if (response.statusCode !== 200) throw await this.agentError(response.statusCode, response.body, 'could not list downloads');
     return (await response.body.json()) as DownloadedFile[];
   }
 
-  async download(id: string, name: string): Promise<AgentStream> {
+  async download(principal: Principal, id: string, name: string): Promise<AgentStream> {
     assertFileName(name);
-    return this.stream(id, `/.berth/downloads/${encodeURIComponent(name)}`, `could not read download ${name}`);
+    return this.stream(principal, id, `/.berth/downloads/${encodeURIComponent(name)}`, `could not read download ${name}`);
   }
 
   /** Streams `body` into the session's uploads; returns the path to hand to a file input. */
-  async upload(id: string, name: string, body: Readable, length?: number): Promise<{ name: string; path: string; size: number }> {
+  async upload(principal: Principal, id: string, name: string, body: Readable, length?: number): Promise<{ name: string; path: string; size: number }> {
     assertFileName(name);
     const max = this.config.browser.maxUploadBytes;
     if (length !== undefined && length > max) throw new DomainException(ErrorCode.PayloadTooLarge, `uploads are limited to ${max} bytes (BROWSER_MAX_UPLOAD_MB)`);
-    const session = await this.sessions.get(id, SessionKind.Browser);
+    const session = await this.sessions.get(principal, id, SessionKind.Browser);
     const headers: Record<string, string> = { 'content-type': 'application/octet-stream' };
     if (length !== undefined) headers['content-length'] = String(length);
     const response = await this.agent.request(session, { method: 'PUT', path: `/.berth/uploads/${encodeURIComponent(name)}`, headers, body });
@@ -75,8 +76,8 @@ export class BrowserFilesService {
     return { name, path: stored.path, size: stored.size ?? length ?? 0 };
   }
 
-  private async stream(id: string, path: string, what: string): Promise<AgentStream> {
-    const session = await this.sessions.get(id, SessionKind.Browser);
+  private async stream(principal: Principal, id: string, path: string, what: string): Promise<AgentStream> {
+    const session = await this.sessions.get(principal, id, SessionKind.Browser);
     const response = await this.agent.request(session, { method: 'GET', path });
     if (response.statusCode !== 200) throw await this.agentError(response.statusCode, response.body, what);
     const headers: Record<string, string> = {};

@@ -1,8 +1,9 @@
 import { Injectable } from '@nestjs/common';
 import { BrowserOptions, DEFAULT_VIEWPORT } from '../kinds/browser.kind';
+import { launchRequest } from '../sessions/dtos/launch.dto';
 import { SessionKind } from '../sessions/session-status';
 import { CreatedSession, SessionsService } from '../sessions/sessions.service';
-import { BrowserProfilesRepository } from './browser-profiles.repository';
+import { Principal } from '../tenancy/principal';
 import { CreateBrowserDto } from './create-browser.dto';
 import { StartUrlPolicy } from './start-url-policy';
 
@@ -12,10 +13,10 @@ export class BrowserLauncher {
   constructor(
     private readonly sessions: SessionsService,
     private readonly startUrls: StartUrlPolicy,
-    private readonly profiles: BrowserProfilesRepository,
   ) {}
 
-  async launch(request: CreateBrowserDto): Promise<CreatedSession> {
+  async launch(principal: Principal, request: CreateBrowserDto, idempotencyKey?: string): Promise<CreatedSession> {
+    const generic = launchRequest(request, idempotencyKey);
     if (request.start_url) await this.startUrls.check(request.start_url);
     const options: BrowserOptions = {
       headless: request.headless ?? false,
@@ -24,7 +25,6 @@ export class BrowserLauncher {
       ...(request.start_url ? { start_url: request.start_url } : {}),
       ...(request.profile ? { profile: request.profile } : {}),
     };
-    const profile = request.profile ? { name: request.profile, volume: await this.profiles.use(request.profile) } : undefined;
-    return this.sessions.create(SessionKind.Browser, { ttlSeconds: request.ttl_seconds, options: { ...options }, profile });
+    return this.sessions.create(principal, SessionKind.Browser, { ...generic, options: { ...options }, storage: request.profile });
   }
 }

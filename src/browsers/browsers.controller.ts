@@ -1,4 +1,4 @@
-import { Body, Controller, Get, HttpCode, Param, Post, Query, Req, Res, StreamableFile } from '@nestjs/common';
+import { Body, Controller, Get, Headers, HttpCode, Param, Post, Query, Req, Res, StreamableFile } from '@nestjs/common';
 import {
   ApiAcceptedResponse,
   ApiBody,
@@ -17,6 +17,7 @@ import { SessionEndpointsFor, uuidPipe } from '../sessions/session-endpoints';
 import { SessionPresenter } from '../sessions/session-presenter';
 import { SessionKind } from '../sessions/session-status';
 import { SessionsService } from '../sessions/sessions.service';
+import { CurrentPrincipal, Principal } from '../tenancy/principal';
 import { BrowserFilesService, DownloadedFile } from './browser-files.service';
 import { BrowserLauncher } from './browser-launcher.service';
 import { CreateBrowserDto } from './create-browser.dto';
@@ -71,8 +72,13 @@ export class BrowsersController extends SessionEndpointsFor(SessionKind.Browser,
   })
   @ApiAcceptedResponse({ type: CreatedSessionResponse, description: 'A new session.' })
   @ApiOkResponse({ type: CreatedSessionResponse, description: 'The live session of this profile, handed out again.' })
-  async create(@Body() body: CreateBrowserDto, @Res({ passthrough: true }) res: Response): Promise<CreatedSessionResponse> {
-    const { session, accessToken, reused } = await this.launcher.launch(body);
+  async create(
+    @CurrentPrincipal() principal: Principal,
+    @Body() body: CreateBrowserDto,
+    @Headers('idempotency-key') idempotencyKey: string | undefined,
+    @Res({ passthrough: true }) res: Response,
+  ): Promise<CreatedSessionResponse> {
+    const { session, accessToken, reused } = await this.launcher.launch(principal, body, idempotencyKey);
     if (reused) res.status(200);
     return this.presenter.created(session, accessToken);
   }
@@ -82,8 +88,8 @@ export class BrowsersController extends SessionEndpointsFor(SessionKind.Browser,
   @ApiProduces('image/png')
   @ApiOkResponse({ description: 'PNG image.' })
   @ApiNotFoundResponse({ type: ErrorResponse })
-  async screenshot(@Param('id', uuidPipe) id: string, @Res({ passthrough: true }) res: Response): Promise<StreamableFile> {
-    const shot = await this.files.screenshot(id);
+  async screenshot(@CurrentPrincipal() principal: Principal, @Param('id', uuidPipe) id: string, @Res({ passthrough: true }) res: Response): Promise<StreamableFile> {
+    const shot = await this.files.screenshot(principal, id);
     res.set({ ...shot.headers, 'cache-control': 'no-store' });
     return new StreamableFile(shot.body);
   }
@@ -91,16 +97,21 @@ export class BrowsersController extends SessionEndpointsFor(SessionKind.Browser,
   @Get(':id/downloads')
   @ApiOperation({ summary: 'Files the browser downloaded', description: 'Including downloads started by a client over CDP.' })
   @ApiOkResponse({ type: [DownloadedFileResponse] })
-  async downloads(@Param('id', uuidPipe) id: string): Promise<DownloadedFile[]> {
-    return this.files.downloads(id);
+  async downloads(@CurrentPrincipal() principal: Principal, @Param('id', uuidPipe) id: string): Promise<DownloadedFile[]> {
+    return this.files.downloads(principal, id);
   }
 
   @Get(':id/downloads/:name')
   @ApiOperation({ summary: 'Fetch a downloaded file' })
   @ApiProduces('application/octet-stream')
   @ApiNotFoundResponse({ type: ErrorResponse })
-  async download(@Param('id', uuidPipe) id: string, @Param('name') name: string, @Res({ passthrough: true }) res: Response): Promise<StreamableFile> {
-    const file = await this.files.download(id, name);
+  async download(
+    @CurrentPrincipal() principal: Principal,
+    @Param('id', uuidPipe) id: string,
+    @Param('name') name: string,
+    @Res({ passthrough: true }) res: Response,
+  ): Promise<StreamableFile> {
+    const file = await this.files.download(principal, id, name);
     res.set(file.headers);
     return new StreamableFile(file.body);
   }
@@ -117,7 +128,12 @@ export class BrowsersController extends SessionEndpointsFor(SessionKind.Browser,
   @ApiQuery({ name: 'name', required: false, description: 'File name, for a raw body.' })
   @ApiBody({ schema: { type: 'string', format: 'binary' } })
   @ApiOkResponse({ type: UploadedFileResponse })
-  async upload(@Param('id', uuidPipe) id: string, @Query('name') name: string | undefined, @Req() req: Request): Promise<UploadedFileResponse> {
-    return receiveUpload(req, name, (file) => this.files.upload(id, file.name, file.stream, file.length));
+  async upload(
+    @CurrentPrincipal() principal: Principal,
+    @Param('id', uuidPipe) id: string,
+    @Query('name') name: string | undefined,
+    @Req() req: Request,
+  ): Promise<UploadedFileResponse> {
+    return receiveUpload(req, name, (file) => this.files.upload(principal, id, file.name, file.stream, file.length));
   }
 }

@@ -1,6 +1,7 @@
 import { ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import { IsBoolean, IsInt, IsOptional, IsUrl, Matches, Max, MaxLength, Min, ValidateNested } from 'class-validator';
+import { LaunchDto, STORAGE_NAME, STORAGE_NAME_MESSAGE } from '../sessions/dtos/launch.dto';
 
 export class ViewportDto {
   @ApiPropertyOptional({ minimum: 320, maximum: 3840, example: 1280 })
@@ -16,11 +17,8 @@ export class ViewportDto {
   height: number;
 }
 
-/** A profile name: also part of a volume name, so a conservative alphabet. */
-export const PROFILE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
-
 /** Every field is optional: `POST /api/v1/browsers` with no body launches a headful Chromium on about:blank. */
-export class CreateBrowserDto {
+export class CreateBrowserDto extends LaunchDto {
   @ApiPropertyOptional({
     example: 'https://example.com/',
     description:
@@ -46,19 +44,12 @@ export class CreateBrowserDto {
   @ApiPropertyOptional({
     example: 'alice',
     description:
-      'Keep cookies, localStorage and settings in a persistent profile of this name. One live session per profile: ' +
-      'launching with a profile that a live session uses answers 200 with that session (and a new access token).',
+      "Keep cookies (session cookies too), localStorage and settings in the owner's persistent profile of this name. " +
+      'One live session per profile: launching with a profile a live session uses answers 200 with that session (and a new access token).',
   })
   @IsOptional()
-  @Matches(PROFILE_NAME, { message: 'profile must be 1-64 letters, digits, ".", "_" or "-", starting with a letter or digit' })
+  @Matches(STORAGE_NAME, { message: `profile ${STORAGE_NAME_MESSAGE}` })
   profile?: string;
-
-  @ApiPropertyOptional({ minimum: 1, example: 3600, description: 'Lifetime in seconds. Defaults to, and may not exceed, BROWSER_TTL_HOURS.' })
-  @IsOptional()
-  @Max(10 * 365 * 86400)
-  @Min(1)
-  @IsInt()
-  ttl_seconds?: number;
 
   @ApiPropertyOptional({ default: false, description: 'The live view shows the screen but refuses keyboard and mouse input (enforced in the session).' })
   @IsOptional()

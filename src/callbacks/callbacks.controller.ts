@@ -11,6 +11,7 @@ import {
 import { ErrorResponse } from '../sessions/dtos/session.response';
 import { CallbackAcceptedResponse, StatusCallbackDto, TunnelCallbackDto } from './dtos/callback.dto';
 import { CallbacksService } from './callbacks.service';
+import { Public } from '../tenancy/public.decorator';
 
 function bearer(authorization: string | undefined): string | undefined {
   const match = /^Bearer\s+(\S+)$/i.exec(authorization ?? '');
@@ -23,6 +24,7 @@ function bearer(authorization: string | undefined): string | undefined {
  * secret the platform gave the container in BERTH_CALLBACK_TOKEN.
  */
 @ApiTags('callbacks')
+@Public()
 @ApiBearerAuth('callback-token')
 @ApiBadRequestResponse({ type: ErrorResponse })
 @ApiUnauthorizedResponse({ type: ErrorResponse, description: 'Missing or wrong callback secret; nothing changed.' })

@@ -2,7 +2,7 @@ import { Injectable, Logger } from '@nestjs/common';
 import { DomainException, ErrorCode } from '../common/domain.exception';
 import { tokenMatches } from '../common/tokens';
 import { SessionJobs } from '../provisioning/session-jobs.service';
-import { SessionEvents } from '../sessions/session-events';
+import { SessionSignals } from '../sessions/session-signals';
 import { SessionStatus } from '../sessions/session-status';
 import { Session } from '../sessions/session.entity';
 import { SessionsRepository } from '../sessions/sessions.repository';
@@ -18,13 +18,13 @@ export class CallbacksService {
   constructor(
     private readonly sessions: SessionsRepository,
     private readonly jobs: SessionJobs,
-    private readonly events: SessionEvents,
+    private readonly events: SessionSignals,
   ) {}
 
   /** The agent serves requests: `starting` becomes `started`. */
   async reportReady(sessionId: string, token: string | undefined): Promise<Session> {
     await this.authenticate(sessionId, token);
-    const started = await this.sessions.transition(sessionId, SessionStatus.Started, { startedAt: 'now' });
+    const started = await this.sessions.transition(sessionId, SessionStatus.Started, { startedAt: 'now', actor: 'container' });
     if (started) {
       this.events.changed(sessionId);
       this.logger.log({ msg: 'session started', sessionId });
@@ -44,7 +44,7 @@ export class CallbacksService {
   /** The container could not start: the session fails and its container is removed. */
   async reportFailure(sessionId: string, token: string | undefined, errorMessage: string): Promise<Session> {
     await this.authenticate(sessionId, token);
-    const failed = await this.sessions.transition(sessionId, SessionStatus.Failed, { errorMessage });
+    const failed = await this.sessions.transition(sessionId, SessionStatus.Failed, { errorMessage, actor: 'container' });
     if (!failed) {
       const current = await this.sessions.findById(sessionId);
       throw new DomainException(ErrorCode.SessionNotLive, `Session ${sessionId} is already ${current?.status ?? 'gone'}`);

@@ -1,27 +1,35 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { BrowserProfilesRepository } from '../browsers/browser-profiles.repository';
 import { BerthConfig } from '../config/berth-config';
+import { VolumesRepository } from '../volumes/volumes.repository';
 import { CONTAINER_PLATFORM, ContainerPlatform } from '../platform/container-platform';
-import { refOf } from '../provisioning/session-provisioner.service';
+import { SessionProvisioner, refOf } from '../provisioning/session-provisioner.service';
 import { SessionStatus } from '../sessions/session-status';
 import { Session } from '../sessions/session.entity';
 import { SessionsRepository } from '../sessions/sessions.repository';
 
 export interface SweepReport {
   expired: number;
+  idle: number;
   timedOut: number;
   vanished: number;
+  removalsRetried: number;
   orphansRemoved: number;
   volumesRemoved: number;
 }
 
 export interface SweepProgress {
-  phase: 'expire' | 'start-timeout' | 'check-running' | 'orphans' | 'volumes' | 'done';
+  phase: 'expire' | 'idle' | 'start-timeout' | 'check-running' | 'stopping' | 'orphans' | 'volumes' | 'done';
   report: SweepReport;
 }
 
 /** How many platform calls the sweep makes at once. */
 const PARALLELISM = 8;
+
+/** A session `stopping` longer than this has a removal to retry (its teardown job failed or was lost). */
+const STOPPING_RETRY_SECONDS = 30;
+
+/** Idempotency keys answer replays for a day. */
+const IDEMPOTENCY_KEY_SECONDS = 24 * 3600;
 
 /**
  * Runs `fn` over `items`, `limit` at a time. One item's failure is logged and
@@ -59,24 +67,36 @@ export class CleanupService {
     private readonly sessions: SessionsRepository,
     @Inject(CONTAINER_PLATFORM) private readonly platform: ContainerPlatform,
     private readonly config: BerthConfig,
-    private readonly volumes: BrowserProfilesRepository,
+    private readonly volumes: VolumesRepository,
+    private readonly provisioner: SessionProvisioner,
   ) {}
 
   async sweep(onProgress: (progress: SweepProgress) => Promise<void> | void = () => {}): Promise<SweepReport> {
-    const report: SweepReport = { expired: 0, timedOut: 0, vanished: 0, orphansRemoved: 0, volumesRemoved: 0 };
+    const report: SweepReport = { expired: 0, idle: 0, timedOut: 0, vanished: 0, removalsRetried: 0, orphansRemoved: 0, volumesRemoved: 0 };
 
+    // The timer jobs end sessions on time; these catch what a lost job missed.
     await onProgress({ phase: 'expire', report });
     const expired = await this.sessions.expireDue();
     report.expired = expired.length;
-    await this.removeContainers(expired, 'expired');
+    await this.tearDown(expired, 'TTL passed');
+
+    await onProgress({ phase: 'idle', report });
+    const idle = await this.sessions.stopIdle();
+    report.idle = idle.length;
+    await this.tearDown(idle, 'idle past its timeout');
 
     await onProgress({ phase: 'start-timeout', report });
     const stuck = await this.sessions.failStuck(this.config.sessions.startTimeoutSeconds);
     report.timedOut = stuck.length;
-    await this.removeContainers(stuck, 'start timeout');
+    await forEachLimited(stuck, PARALLELISM, this.logger, (session) => this.provisioner.removeContainer(session));
 
     await onProgress({ phase: 'check-running', report });
     report.vanished = await this.failSessionsWithDeadContainers();
+
+    await onProgress({ phase: 'stopping', report });
+    const stopping = await this.sessions.findStoppingSince(STOPPING_RETRY_SECONDS);
+    report.removalsRetried = stopping.length;
+    await this.tearDown(stopping, 'removal retried');
 
     await onProgress({ phase: 'orphans', report });
     report.orphansRemoved = await this.removeOrphans();
@@ -84,6 +104,7 @@ export class CleanupService {
     await onProgress({ phase: 'volumes', report });
     report.volumesRemoved = await this.removeUnreferencedVolumes();
 
+    await this.sessions.forgetIdempotencyKeys(IDEMPOTENCY_KEY_SECONDS);
     await onProgress({ phase: 'done', report });
     if (Object.values(report).some((count) => count > 0)) this.logger.log({ msg: 'cleanup sweep', ...report });
     return report;
@@ -101,8 +122,7 @@ export class CleanupService {
       if (!failed) return;
       count++;
       this.logger.warn({ msg: 'session container is no longer running', sessionId: session.id, error: reason });
-      await this.platform.stop(refOf(session));
-      await this.sessions.releaseHostPort(session.id);
+      await this.provisioner.removeContainer(failed);
     });
     return count;
   }
@@ -110,8 +130,8 @@ export class CleanupService {
   /** Containers this install created whose session is not live are removed. */
   private async removeOrphans(): Promise<number> {
     const managed = await this.platform.listManaged();
-    const live = await this.sessions.liveIds(managed.map((container) => container.sessionId).filter(isUuid));
-    const orphans = managed.filter((container) => !live.has(container.sessionId));
+    const holding = await this.sessions.holdingIds(managed.map((container) => container.sessionId).filter(isUuid));
+    const orphans = managed.filter((container) => !holding.has(container.sessionId));
     await forEachLimited(orphans, PARALLELISM, this.logger, async (orphan) => {
       this.logger.log({ msg: 'removing orphaned container', sessionId: orphan.sessionId, container: orphan.containerName });
       await this.platform.stop({ sessionId: orphan.sessionId, kind: orphan.kind, state: { containerName: orphan.containerName } });
@@ -152,11 +172,10 @@ export class CleanupService {
     return removed;
   }
 
-  private async removeContainers(sessions: Session[], why: string): Promise<void> {
+  private async tearDown(sessions: Session[], why: string): Promise<void> {
     await forEachLimited(sessions, PARALLELISM, this.logger, async (session) => {
-      this.logger.log({ msg: `session ended: ${why}`, sessionId: session.id });
-      await this.platform.stop(refOf(session));
-      await this.sessions.releaseHostPort(session.id);
+      this.logger.log({ msg: `session ending: ${why}`, sessionId: session.id });
+      await this.provisioner.teardown(session.id);
     });
   }
 }

@@ -9,6 +9,13 @@ export enum ErrorCode {
   NotFound = 'not_found',
   SessionNotLive = 'session_not_live',
   CallbackUnauthorized = 'callback_unauthorized',
+  /** No API key, or one that is unknown, revoked or of a disabled tenant. */
+  Unauthenticated = 'unauthenticated',
+  Forbidden = 'forbidden',
+  QuotaExceeded = 'quota_exceeded',
+  RateLimited = 'rate_limited',
+  /** An Idempotency-Key replayed with a different request. */
+  IdempotencyMismatch = 'idempotency_key_mismatch',
   DependencyUnavailable = 'dependency_unavailable',
   /** Not an error of the caller's: the same request will succeed shortly. */
   NotReady = 'not_ready',
@@ -36,6 +43,11 @@ export const ERROR_HTTP_STATUS: Record<ErrorCode, number> = {
   [ErrorCode.NotFound]: 404,
   [ErrorCode.SessionNotLive]: 409,
   [ErrorCode.CallbackUnauthorized]: 401,
+  [ErrorCode.Unauthenticated]: 401,
+  [ErrorCode.Forbidden]: 403,
+  [ErrorCode.QuotaExceeded]: 429,
+  [ErrorCode.RateLimited]: 429,
+  [ErrorCode.IdempotencyMismatch]: 422,
   [ErrorCode.DependencyUnavailable]: 503,
   [ErrorCode.NotReady]: 503,
   [ErrorCode.UpstreamUnavailable]: 502,

@@ -37,6 +37,9 @@ export class HttpErrorFilter implements ExceptionFilter {
     if (response.headersSent) return;
     // Every 503 here is temporary (an outage, a session not routable yet): say when to retry.
     if (body.statusCode === 503) response.setHeader('Retry-After', '1');
+    // A quota or rate limit: when to try again, if the exception knows (a rate limiter set it already).
+    const retryAfter = exception instanceof DomainException ? exception.details.retryAfterSeconds : undefined;
+    if (body.statusCode === 429 && typeof retryAfter === 'number') response.setHeader('Retry-After', String(retryAfter));
     response.status(body.statusCode).json(body);
   }
 

@@ -1,8 +1,7 @@
-import { testConfig } from '../../test/support/test-config';
-import { StartUrlPolicy } from './start-url-policy';
+import { OutboundUrlPolicy } from './outbound-url-policy';
 
-describe('StartUrlPolicy', () => {
-  const strict = new StartUrlPolicy(testConfig());
+describe('OutboundUrlPolicy', () => {
+  const strict = new OutboundUrlPolicy([], 'start_url', 'START_URL_ALLOW');
 
   it.each([
     'http://127.0.0.1/',
@@ -36,11 +35,11 @@ describe('StartUrlPolicy', () => {
   });
 
   it('lets START_URL_ALLOW permit hosts and networks', async () => {
-    const allowing = new StartUrlPolicy(testConfig({ START_URL_ALLOW: '127.0.0.1, intranet.example, 10.0.0.0/8' }));
+    const allowing = new OutboundUrlPolicy(['127.0.0.1', 'intranet.example', '10.0.0.0/8'], 'webhook url', 'WEBHOOK_URL_ALLOW');
     await expect(allowing.check('http://127.0.0.1:8080/page')).resolves.toBeUndefined();
     await expect(allowing.check('http://10.9.8.7/')).resolves.toBeUndefined();
     await expect(allowing.check('http://intranet.example/')).resolves.toBeUndefined();
-    await expect(allowing.check('http://127.0.0.2/')).rejects.toThrow(/loopback/);
+    await expect(allowing.check('http://127.0.0.2/')).rejects.toThrow(/webhook url host 127.0.0.2 resolves to 127.0.0.2.*WEBHOOK_URL_ALLOW/);
     await expect(allowing.check('http://169.254.169.254/')).rejects.toThrow(/metadata/);
   });
 });

@@ -1,14 +1,12 @@
-import { Injectable } from '@nestjs/common';
 import { lookup } from 'node:dns/promises';
 import { BlockList, isIP } from 'node:net';
-import { DomainException, ErrorCode } from '../common/domain.exception';
-import { BerthConfig } from '../config/berth-config';
+import { DomainException, ErrorCode } from './domain.exception';
 
 /**
- * Addresses a start_url may not lead to unless START_URL_ALLOW permits them:
- * the host itself, the network the session runs in, and the cloud's metadata
- * service. A session's browser runs inside the deployment, so an unchecked
- * start_url is a server-side request forgery on the user's behalf.
+ * Addresses a URL Berth (or a session's browser) will fetch may not lead to
+ * unless an allow-list permits them: the host itself, the network Berth runs
+ * in, and the cloud's metadata service. Berth runs inside the deployment, so
+ * an unchecked URL from a client is a server-side request forgery.
  */
 const FORBIDDEN: [string, number, 'ipv4' | 'ipv6'][] = [
   ['0.0.0.0', 8, 'ipv4'], // "this network"
@@ -46,26 +44,29 @@ function embeddedIpv4(address: string): string | null {
   return `${high >> 8}.${high & 255}.${low >> 8}.${low & 255}`;
 }
 
-export class StartUrlRefused extends DomainException {
+export class UrlRefused extends DomainException {
   constructor(message: string) {
     super(ErrorCode.InvalidRequest, message);
   }
 }
 
 /**
- * Checks a browser's start_url at launch: http or https only, and every
- * address its host resolves to must be public or explicitly allowed. The
- * browser's agent applies the same allow-list to every redirect of the start
- * navigation, so a redirect cannot lead around this check.
+ * Checks a URL a client gave Berth to fetch (a browser's start_url, a
+ * webhook): http or https only, no credentials, and every address its host
+ * resolves to must be public or explicitly allowed (`allow`: host names and
+ * CIDRs). `field` names it in messages, and `allowVariable` says how to permit it.
  */
-@Injectable()
-export class StartUrlPolicy {
+export class OutboundUrlPolicy {
   private readonly forbidden = forbiddenList();
   private readonly allowedHosts = new Set<string>();
   private readonly allowedNetworks = new BlockList();
 
-  constructor(config: BerthConfig) {
-    for (const entry of config.browser.startUrlAllow) {
+  constructor(
+    allow: string[],
+    private readonly field: string,
+    private readonly allowVariable: string,
+  ) {
+    for (const entry of allow) {
       const [address, prefix] = entry.split('/');
       const family = isIP(address);
       if (family === 0) {
@@ -82,18 +83,18 @@ export class StartUrlPolicy {
     try {
       url = new URL(raw);
     } catch {
-      throw new StartUrlRefused('start_url must be an absolute URL');
+      throw new UrlRefused(`${this.field} must be an absolute URL`);
     }
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new StartUrlRefused('start_url must be http or https');
-    if (url.username || url.password) throw new StartUrlRefused('start_url must not carry credentials');
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UrlRefused(`${this.field} must be http or https`);
+    if (url.username || url.password) throw new UrlRefused(`${this.field} must not carry credentials`);
     const host = url.hostname.replace(/^\[|\]$/g, '').toLowerCase();
     if (this.allowedHosts.has(host)) return;
     const addresses = isIP(host) ? [host] : await this.resolve(host);
     for (const address of addresses) {
       if (!this.permitted(address)) {
-        throw new StartUrlRefused(
-          `start_url host ${host} resolves to ${address}, a loopback, private, link-local, CGNAT or metadata address; ` +
-            'add it to START_URL_ALLOW to permit it',
+        throw new UrlRefused(
+          `${this.field} host ${host} resolves to ${address}, a loopback, private, link-local, CGNAT or metadata address; ` +
+            `add it to ${this.allowVariable} to permit it`,
         );
       }
     }
@@ -117,7 +118,7 @@ export class StartUrlPolicy {
       ]);
       return found.map((entry) => entry.address);
     } catch (error) {
-      throw new StartUrlRefused(`start_url host ${host} could not be resolved (${(error as Error).message})`);
+      throw new UrlRefused(`${this.field} host ${host} could not be resolved (${(error as Error).message})`);
     }
   }
 }

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { ConfigValidationError, EnvironmentVariables, parseEnvironment } from './environment';
 
 /** Limits a session container runs within. Hardening is not configurable: it is always on. */
@@ -42,6 +43,19 @@ export class BerthConfig {
   readonly sessions: {
     startTimeoutSeconds: number;
     cleanupIntervalMs: number;
+    idleTimeout: { defaultSeconds: number; minSeconds: number; maxSeconds: number };
+    maxLifetimeSeconds: number;
+    expiringSoonSeconds: number;
+    /** Running at once on this platform; 0: unlimited. */
+    maxRunning: number;
+  };
+  readonly tenancy: {
+    /** SHA-256 of BERTH_ADMIN_KEY, or null when there is none. */
+    adminKeyHash: string | null;
+    maxSessionsPerTenant: number;
+    maxSessionsPerOwner: number;
+    rateLimitPerMinute: number;
+    webhookUrlAllow: string[];
   };
   /** Per kind: what it runs and within which limits (see src/kinds/). */
   readonly terminal: KindSettings;
@@ -74,9 +88,7 @@ export class BerthConfig {
       host: env.HOST,
       port: env.PORT,
       publicUrl,
-      corsOrigins: env.CORS_ORIGINS.split(',')
-        .map((origin) => origin.trim())
-        .filter(Boolean),
+      corsOrigins: splitList(env.CORS_ORIGINS),
     };
     this.callbackUrl = (env.CALLBACK_URL ?? `${publicUrl}/api/v1/callbacks`).replace(/\/+$/, '');
     this.runWorkerInApi = env.RUN_WORKER_IN_API;
@@ -98,6 +110,21 @@ export class BerthConfig {
     this.sessions = {
       startTimeoutSeconds: env.START_TIMEOUT_SECONDS,
       cleanupIntervalMs: Math.round(env.CLEANUP_INTERVAL_MINUTES * 60_000),
+      idleTimeout: {
+        defaultSeconds: Math.round(env.IDLE_TIMEOUT_MINUTES * 60),
+        minSeconds: env.IDLE_TIMEOUT_MIN_SECONDS,
+        maxSeconds: env.IDLE_TIMEOUT_MAX_SECONDS,
+      },
+      maxLifetimeSeconds: Math.round(env.MAX_SESSION_LIFETIME_HOURS * 3600),
+      expiringSoonSeconds: env.EXPIRING_SOON_SECONDS,
+      maxRunning: env.MAX_RUNNING_SESSIONS,
+    };
+    this.tenancy = {
+      adminKeyHash: env.BERTH_ADMIN_KEY ? createHash('sha256').update(env.BERTH_ADMIN_KEY, 'utf8').digest('hex') : null,
+      maxSessionsPerTenant: env.MAX_SESSIONS_PER_TENANT,
+      maxSessionsPerOwner: env.MAX_SESSIONS_PER_OWNER,
+      rateLimitPerMinute: env.RATE_LIMIT_PER_MINUTE,
+      webhookUrlAllow: splitList(env.WEBHOOK_URL_ALLOW),
     };
     const MiB = 1024 * 1024;
     this.terminal = {
@@ -120,9 +147,7 @@ export class BerthConfig {
         tmpfsBytes: env.BROWSER_TMPFS_MB * MiB,
       },
       maxUploadBytes: env.BROWSER_MAX_UPLOAD_MB * MiB,
-      startUrlAllow: env.START_URL_ALLOW.split(',')
-        .map((entry) => entry.trim())
-        .filter(Boolean),
+      startUrlAllow: splitList(env.START_URL_ALLOW),
     };
     this.provisioning = {
       attempts: env.PROVISION_ATTEMPTS,
@@ -163,6 +188,13 @@ function defaultSessionUrlTemplate(publicUrl: string): string {
   const loopback = url.hostname === 'localhost' || url.hostname === '[::1]' || /^127\./.test(url.hostname);
   const host = loopback ? 'localhost' : url.hostname;
   return `${url.protocol}//{id}.${host}${url.port ? `:${url.port}` : ''}`;
+}
+
+function splitList(list: string): string[] {
+  return list
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter(Boolean);
 }
 
 function parsePortRange(range: string): { min: number; max: number } {

@@ -128,6 +128,81 @@ export class EnvironmentVariables {
   @Matches(/^[a-zA-Z0-9_-]+$/, { message: 'QUEUE_PREFIX may contain letters, digits, - and _' })
   QUEUE_PREFIX: string = 'berth';
 
+  // --- Tenants, keys and limits ---
+  /**
+   * The admin key: manages tenants and their keys, and is also the key of
+   * the default tenant (a single-user install needs no other). At least 32
+   * characters; npm run quickstart generates one. Empty: only keys created
+   * through the API work (there is then no way to create the first one).
+   */
+  @IsOptional()
+  @MinLength(32, { message: 'BERTH_ADMIN_KEY must be at least 32 characters' })
+  BERTH_ADMIN_KEY?: string;
+
+  /** Live sessions a tenant may have at once (429 beyond); 0: no limit. A tenant's own limit wins. */
+  @IsInt()
+  @Min(0)
+  @Max(1_000_000)
+  MAX_SESSIONS_PER_TENANT: number = 0;
+
+  /** Live sessions one owner may have at once in a tenant; 0: no limit. */
+  @IsInt()
+  @Min(0)
+  @Max(1_000_000)
+  MAX_SESSIONS_PER_OWNER: number = 0;
+
+  /**
+   * Sessions running on this platform at once (the warm pool included).
+   * Beyond it, new sessions wait in `pending` in arrival order and start as
+   * others end. 0: no limit.
+   */
+  @IsInt()
+  @Min(0)
+  @Max(1_000_000)
+  MAX_RUNNING_SESSIONS: number = 0;
+
+  /** Requests per minute one API key may make (429 with Retry-After beyond). */
+  @IsInt()
+  @Min(1)
+  @Max(1_000_000)
+  RATE_LIMIT_PER_MINUTE: number = 1200;
+
+  // --- Session lifetime ---
+  /** A session with no traffic and no heartbeat this long is stopped (per-session override within the bounds below). */
+  @IsNumber()
+  @Min(0.05)
+  @Max(7 * 24 * 60)
+  IDLE_TIMEOUT_MINUTES: number = 30;
+
+  @IsInt()
+  @Min(1)
+  @Max(7 * 24 * 3600)
+  IDLE_TIMEOUT_MIN_SECONDS: number = 60;
+
+  @IsInt()
+  @Min(1)
+  @Max(30 * 24 * 3600)
+  IDLE_TIMEOUT_MAX_SECONDS: number = 24 * 3600;
+
+  /** `extend` may move a session's hard deadline at most this far past its creation. */
+  @IsNumber()
+  @Min(0.001)
+  @Max(24 * 365)
+  MAX_SESSION_LIFETIME_HOURS: number = 7 * 24;
+
+  /** `expiring_soon` events (SSE, webhooks) go out this long before a TTL or idle deadline. */
+  @IsInt()
+  @Min(1)
+  @Max(24 * 3600)
+  EXPIRING_SOON_SECONDS: number = 300;
+
+  /**
+   * Webhook URLs that may resolve to loopback, private, link-local, CGNAT or
+   * metadata addresses anyway: comma-separated host names and CIDRs.
+   */
+  @IsString()
+  WEBHOOK_URL_ALLOW: string = '';
+
   // --- Sessions ---
   @IsIn(['docker', 'kubernetes'])
   CONTAINER_PLATFORM: 'docker' | 'kubernetes' = 'docker';
@@ -322,7 +397,7 @@ export class EnvironmentVariables {
 export class ConfigValidationError extends Error {}
 
 /** Variables with no default: read when set. */
-export const OPTIONAL_VARIABLES = ['CALLBACK_URL', 'SESSION_URL_TEMPLATE', 'GATEWAY_API_UPSTREAM', 'BERTH_SECRET_KEY'] as const;
+export const OPTIONAL_VARIABLES = ['CALLBACK_URL', 'SESSION_URL_TEMPLATE', 'GATEWAY_API_UPSTREAM', 'BERTH_SECRET_KEY', 'BERTH_ADMIN_KEY'] as const;
 
 /** Reads and validates the environment; throws one error listing every bad variable. */
 export function parseEnvironment(env: NodeJS.ProcessEnv): EnvironmentVariables {

@@ -1,9 +1,12 @@
-import { Module } from '@nestjs/common';
+import { Global, Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { BerthConfig } from '../config/berth-config';
 import { DatabaseMigrator } from './database-migrator';
 import { dataSourceOptions } from './data-source-options';
+import { PgListener } from './pg-listener';
 
+/** Postgres for every role: the pool (TypeORM), migrations at start-up, and change notifications. */
+@Global()
 @Module({
   imports: [
     TypeOrmModule.forRootAsync({
@@ -16,6 +19,7 @@ import { dataSourceOptions } from './data-source-options';
       }),
     }),
   ],
-  providers: [DatabaseMigrator],
+  providers: [DatabaseMigrator, PgListener],
+  exports: [PgListener],
 })
 export class DatabaseModule {}

@@ -38,7 +38,7 @@ export class ActivityRecorder implements OnModuleInit, OnApplicationShutdown {
     const ids = [...this.touched];
     this.touched = new Set();
     try {
-      await this.sessions.recordActivity(ids);
+      await this.sessions.recordActivity(ids, 'gateway');
     } catch (error) {
       // Activity is advisory: the next traffic marks the session again.
       this.logger.warn({ msg: 'could not record session activity', sessions: ids.length, error: (error as Error).message });

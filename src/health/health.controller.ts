@@ -4,6 +4,7 @@ import { ApiOkResponse, ApiOperation, ApiProperty, ApiServiceUnavailableResponse
 import type { Response } from 'express';
 import { DataSource } from 'typeorm';
 import { CONTAINER_PLATFORM, ContainerPlatform } from '../platform/container-platform';
+import { Public } from '../tenancy/public.decorator';
 import { SessionJobs } from '../provisioning/session-jobs.service';
 
 const CHECK_TIMEOUT_MS = 2000;
@@ -72,6 +73,7 @@ async function check(name: string, probe: () => Promise<unknown>): Promise<Depen
 }
 
 @ApiTags('health')
+@Public()
 @Controller('health')
 export class HealthController {
   constructor(

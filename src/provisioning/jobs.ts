@@ -8,6 +8,8 @@
 export enum QueueName {
   Provisioning = 'provisioning',
   Lifecycle = 'lifecycle',
+  /** Webhook deliveries: a slow or failing receiver must not hold up sessions. */
+  Webhooks = 'webhooks',
 }
 
 export enum JobName {
@@ -16,6 +18,11 @@ export enum JobName {
   ExpireSession = 'expire-session',
   CleanupSweep = 'cleanup-sweep',
   RemoveVolume = 'remove-volume',
+  /** Stops a session idle past its idle timeout; re-delays itself while activity moves the deadline. */
+  IdleCheck = 'idle-check',
+  /** Emits `expiring_soon` before the next deadline (TTL or idle); re-delays itself as deadlines move. */
+  DeadlineWarning = 'deadline-warning',
+  DeliverWebhook = 'deliver-webhook',
 }
 
 export interface JobPayloads {
@@ -34,6 +41,9 @@ export interface JobPayloads {
   [JobName.CleanupSweep]: Record<string, never>;
   /** A deleted profile's (or workspace's) volume; retried while a container still mounts it. */
   [JobName.RemoveVolume]: { volume: string };
+  [JobName.IdleCheck]: { sessionId: string };
+  [JobName.DeadlineWarning]: { sessionId: string };
+  [JobName.DeliverWebhook]: { webhookId: string; eventId: number };
 }
 
 /**

@@ -1,18 +1,23 @@
 import { Processor, WorkerHost } from '@nestjs/bullmq';
 import { BeforeApplicationShutdown, OnApplicationBootstrap } from '@nestjs/common';
-import { Job } from 'bullmq';
+import { DelayedError, Job } from 'bullmq';
 import { BerthConfig } from '../config/berth-config';
 import { CleanupService } from '../cleanup/cleanup.service';
 import { JobName, JobPayloads, QueueName } from './jobs';
-import { SessionProvisioner } from './session-provisioner.service';
+import { SessionProvisioner, TimerOutcome } from './session-provisioner.service';
 
 type LifecycleJob =
   | Job<JobPayloads[JobName.TeardownSession], unknown, JobName.TeardownSession>
   | Job<JobPayloads[JobName.ExpireSession], unknown, JobName.ExpireSession>
+  | Job<JobPayloads[JobName.IdleCheck], unknown, JobName.IdleCheck>
+  | Job<JobPayloads[JobName.DeadlineWarning], unknown, JobName.DeadlineWarning>
   | Job<JobPayloads[JobName.CleanupSweep], unknown, JobName.CleanupSweep>
   | Job<JobPayloads[JobName.RemoveVolume], unknown, JobName.RemoveVolume>;
 
-/** Teardown, expiry, volume removal and the periodic cleanup sweep: short jobs that must not wait behind provisioning. */
+/**
+ * Teardown, the session timers (TTL, idle, expiring-soon), volume removal and
+ * the periodic cleanup sweep: short jobs that must not wait behind provisioning.
+ */
 @Processor(QueueName.Lifecycle)
 export class LifecycleProcessor extends WorkerHost implements OnApplicationBootstrap, BeforeApplicationShutdown {
   constructor(
@@ -32,16 +37,27 @@ export class LifecycleProcessor extends WorkerHost implements OnApplicationBoots
     await this.worker.close();
   }
 
-  async process(job: LifecycleJob): Promise<unknown> {
+  async process(job: LifecycleJob, token?: string): Promise<unknown> {
     switch (job.name) {
       case JobName.TeardownSession:
         return this.provisioner.teardown(job.data.sessionId);
       case JobName.ExpireSession:
-        return this.provisioner.expire(job.data.sessionId);
+        return this.timer(job, token, await this.provisioner.expire(job.data.sessionId));
+      case JobName.IdleCheck:
+        return this.timer(job, token, await this.provisioner.checkIdle(job.data.sessionId));
+      case JobName.DeadlineWarning:
+        return this.timer(job, token, await this.provisioner.warnDeadline(job.data.sessionId));
       case JobName.CleanupSweep:
         return this.cleanup.sweep((progress) => job.updateProgress(progress));
       case JobName.RemoveVolume:
         return this.cleanup.removeVolume(job.data.volume);
     }
+  }
+
+  /** A timer whose deadline moved (activity, an extension) waits again, as the same job. */
+  private async timer(job: Job, token: string | undefined, outcome: TimerOutcome): Promise<void> {
+    if (outcome === 'done' || !token) return;
+    await job.moveToDelayed(outcome.redelayTo.getTime(), token);
+    throw new DelayedError();
   }
 }

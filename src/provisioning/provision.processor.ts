@@ -8,6 +8,9 @@ import { ProvisioningInterrupted, SessionProvisioner } from './session-provision
 
 type ProvisionJob = Job<JobPayloads[JobName.ProvisionSession], unknown, JobName.ProvisionSession>;
 
+/** A session waiting for capacity checks again this often even if no ending session wakes it. */
+const QUEUED_RECHECK_MS = 5000;
+
 /** Thin: BullMQ plumbing around SessionProvisioner.provision. */
 @Processor(QueueName.Provisioning)
 export class ProvisionProcessor extends WorkerHost implements OnApplicationBootstrap, BeforeApplicationShutdown {
@@ -37,8 +40,16 @@ export class ProvisionProcessor extends WorkerHost implements OnApplicationBoots
   async process(job: ProvisionJob, token?: string): Promise<string> {
     const { sessionId, callbackToken } = job.data;
     try {
-      return await this.provisioner.provision(sessionId, callbackToken, (step) => job.updateProgress({ step }));
+      const outcome = await this.provisioner.provision(sessionId, callbackToken, (step) => job.updateProgress({ step }));
+      if (outcome === 'queued' && token) {
+        // No capacity yet: wait without spending an attempt. A session ending
+        // promotes this job at once; the delay is only the fallback.
+        await job.moveToDelayed(Date.now() + QUEUED_RECHECK_MS, token);
+        throw new DelayedError();
+      }
+      return outcome;
     } catch (error) {
+      if (error instanceof DelayedError) throw error;
       if (error instanceof ProvisioningInterrupted && token) {
         // Back to the queue without spending an attempt.
         this.logger.log({ msg: 'provisioning handed back to the queue for another worker', sessionId });

@@ -1,8 +1,8 @@
 import { Module } from '@nestjs/common';
-import { BrowserProfilesRepository } from '../browsers/browser-profiles.repository';
 import { CleanupScheduler } from '../cleanup/cleanup.scheduler';
 import { CleanupService } from '../cleanup/cleanup.service';
 import { KindsModule } from '../kinds/kinds.module';
+import { VolumesModule } from '../volumes/volumes.module';
 import { PlatformModule } from '../platform/platform.module';
 import { SessionsModule } from '../sessions/sessions.module';
 import { LifecycleProcessor } from './lifecycle.processor';
@@ -12,8 +12,8 @@ import { SessionProvisioner } from './session-provisioner.service';
 
 /** Everything the worker runs: the BullMQ processors and the cleanup schedule. */
 @Module({
-  imports: [SessionsModule, QueuesModule, PlatformModule, KindsModule],
-  providers: [SessionProvisioner, CleanupService, CleanupScheduler, ProvisionProcessor, LifecycleProcessor, BrowserProfilesRepository],
+  imports: [SessionsModule, QueuesModule, PlatformModule, KindsModule, VolumesModule],
+  providers: [SessionProvisioner, CleanupService, CleanupScheduler, ProvisionProcessor, LifecycleProcessor],
   exports: [SessionProvisioner, CleanupService],
 })
 export class ProvisioningWorkerModule {}

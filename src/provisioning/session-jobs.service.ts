@@ -15,6 +15,7 @@ export class SessionJobs {
   constructor(
     @InjectQueue(QueueName.Provisioning) private readonly provisioning: Queue,
     @InjectQueue(QueueName.Lifecycle) private readonly lifecycle: Queue,
+    @InjectQueue(QueueName.Webhooks) private readonly webhooks: Queue,
     private readonly config: BerthConfig,
   ) {}
 
@@ -40,14 +41,57 @@ export class SessionJobs {
     });
   }
 
-  /** A delayed job that ends the session at its expiry time; the cleanup sweep is the backstop. */
+  /**
+   * A delayed job that ends the session at its expiry time (the cleanup sweep
+   * is the backstop). Scheduling again moves it: an extended session keeps
+   * one expiry job, due at the new time.
+   */
   async scheduleExpiry(sessionId: string, expiresAt: Date): Promise<void> {
-    await this.add(this.lifecycle, JobName.ExpireSession, { sessionId }, {
-      jobId: jobId(JobName.ExpireSession, sessionId),
-      delay: Math.max(0, expiresAt.getTime() - Date.now()),
-      attempts: 5,
-      backoff: { type: 'exponential', delay: 1000 },
+    await this.scheduleAt(JobName.ExpireSession, sessionId, expiresAt);
+  }
+
+  /** The session's idle check, due when it would become idle if nothing happens meanwhile. */
+  async scheduleIdleCheck(sessionId: string, at: Date): Promise<void> {
+    await this.scheduleAt(JobName.IdleCheck, sessionId, at);
+  }
+
+  /** The `expiring_soon` warning, due EXPIRING_SOON_SECONDS before the session's next deadline. */
+  async scheduleDeadlineWarning(sessionId: string, at: Date): Promise<void> {
+    await this.scheduleAt(JobName.DeadlineWarning, sessionId, at);
+  }
+
+  /**
+   * One delayed job per (session, purpose), due at `at`. An existing delayed
+   * job is moved rather than duplicated; one that is running or done is left
+   * to re-delay itself (the processors re-check the deadline when they run).
+   */
+  private async scheduleAt(name: JobName.ExpireSession | JobName.IdleCheck | JobName.DeadlineWarning, sessionId: string, at: Date): Promise<void> {
+    const id = jobId(name, sessionId);
+    const delay = Math.max(0, at.getTime() - Date.now());
+    const existing = await this.lifecycle.getJob(id);
+    if (existing && (await existing.isDelayed())) {
+      await existing.changeDelay(delay);
+      return;
+    }
+    await this.add(this.lifecycle, name, { sessionId }, { jobId: id, delay, removeOnComplete: true, attempts: 5, backoff: { type: 'exponential', delay: 1000 } });
+  }
+
+  /** One event for one endpoint; the id makes a second dispatch of the same pair a no-op. */
+  async deliverWebhook(webhookId: string, eventId: number): Promise<void> {
+    await this.add(this.webhooks, JobName.DeliverWebhook, { webhookId, eventId }, {
+      jobId: jobId(JobName.DeliverWebhook, `${webhookId}-${eventId}`),
+      // About 17 minutes of retries in all (2 s doubling), then kept a week as failed.
+      attempts: 10,
+      backoff: { type: 'exponential', delay: 2000 },
     });
+  }
+
+  /** Wakes provisioning jobs waiting for capacity, oldest first. */
+  async wakeQueued(sessionIds: string[]): Promise<void> {
+    for (const sessionId of sessionIds) {
+      const job = await this.provisioning.getJob(jobId(JobName.ProvisionSession, sessionId));
+      if (job && (await job.isDelayed())) await job.promote().catch(() => undefined);
+    }
   }
 
   /** Removes a persistent volume nothing refers to any more; retried (with backoff) while it is still mounted. */
@@ -60,9 +104,11 @@ export class SessionJobs {
     });
   }
 
-  /** Drops a pending expiry job once the session has ended some other way (it would be a no-op, but holds Redis memory until then). */
-  async cancelExpiry(sessionId: string): Promise<void> {
-    await this.lifecycle.remove(jobId(JobName.ExpireSession, sessionId));
+  /** Drops a session's timers once it has ended (they would be no-ops, but hold Redis memory until due). */
+  async cancelTimers(sessionId: string): Promise<void> {
+    for (const name of [JobName.ExpireSession, JobName.IdleCheck, JobName.DeadlineWarning]) {
+      await this.lifecycle.remove(jobId(name, sessionId)).catch(() => undefined);
+    }
   }
 
   async pingRedis(): Promise<void> {

@@ -1,19 +1,28 @@
 import { Delete, Get, Param, ParseUUIDPipe, Query, Type } from '@nestjs/common';
-import { ApiBadRequestResponse, ApiNotFoundResponse, ApiOkResponse, ApiOperation, ApiServiceUnavailableResponse } from '@nestjs/swagger';
+import {
+  ApiBadRequestResponse,
+  ApiBearerAuth,
+  ApiNotFoundResponse,
+  ApiOkResponse,
+  ApiOperation,
+  ApiServiceUnavailableResponse,
+  ApiUnauthorizedResponse,
+} from '@nestjs/swagger';
 import { GetSessionQuery, ListSessionsQuery } from './dtos/list-sessions.query';
 import { ErrorResponse, SessionListResponse, SessionResponse } from './dtos/session.response';
 import { SessionPresenter } from './session-presenter';
 import { SessionKind } from './session-status';
 import { SessionsService } from './sessions.service';
+import { CurrentPrincipal, Principal } from '../tenancy/principal';
 
 export const uuidPipe = new ParseUUIDPipe({ version: undefined, errorHttpStatusCode: 400 });
 
 export interface SessionEndpoints {
   readonly sessions: SessionsService;
   readonly presenter: SessionPresenter;
-  list(query: ListSessionsQuery): Promise<SessionListResponse>;
-  get(id: string, query: GetSessionQuery): Promise<SessionResponse>;
-  remove(id: string): Promise<SessionResponse>;
+  list(principal: Principal, query: ListSessionsQuery): Promise<SessionListResponse>;
+  get(principal: Principal, id: string, query: GetSessionQuery): Promise<SessionResponse>;
+  remove(principal: Principal, id: string): Promise<SessionResponse>;
 }
 
 /**
@@ -24,6 +33,8 @@ export interface SessionEndpoints {
 export function SessionEndpointsFor(kind: SessionKind | undefined, noun: string): Type<SessionEndpoints> {
   const plural = `${noun}s`;
 
+  @ApiBearerAuth('api-key')
+  @ApiUnauthorizedResponse({ type: ErrorResponse, description: 'No valid API key.' })
   @ApiBadRequestResponse({ type: ErrorResponse, description: 'Invalid input; the message names the field.' })
   @ApiServiceUnavailableResponse({ type: ErrorResponse, description: 'Postgres or Redis unreachable; nothing was changed.' })
   class Endpoints implements SessionEndpoints {
@@ -35,9 +46,15 @@ export function SessionEndpointsFor(kind: SessionKind | undefined, noun: string)
     @Get()
     @ApiOperation({ summary: `List ${plural}`, description: 'Newest first, paginated, optionally filtered by status.' })
     @ApiOkResponse({ type: SessionListResponse })
-    async list(@Query() query: ListSessionsQuery): Promise<SessionListResponse> {
-      const { items, total } = await this.sessions.list({ kind: kind ?? query.kind, status: query.status, limit: query.limit, offset: query.offset });
-      return { items: items.map((item) => this.presenter.present(item)), total, limit: query.limit, offset: query.offset };
+    async list(@CurrentPrincipal() principal: Principal, @Query() query: ListSessionsQuery): Promise<SessionListResponse> {
+      const { items, total } = await this.sessions.list(principal, {
+        kind: kind ?? query.kind,
+        status: query.status,
+        owner: query.owner,
+        limit: query.limit,
+        offset: query.offset,
+      });
+      return { items: await Promise.all(items.map((item) => this.presenter.present(item))), total, limit: query.limit, offset: query.offset };
     }
 
     @Get(':id')
@@ -47,19 +64,21 @@ export function SessionEndpointsFor(kind: SessionKind | undefined, noun: string)
     })
     @ApiOkResponse({ type: SessionResponse })
     @ApiNotFoundResponse({ type: ErrorResponse })
-    async get(@Param('id', uuidPipe) id: string, @Query() query: GetSessionQuery): Promise<SessionResponse> {
-      return this.presenter.present(await this.sessions.getWhenSettled(id, kind, query.wait_seconds));
+    async get(@CurrentPrincipal() principal: Principal, @Param('id', uuidPipe) id: string, @Query() query: GetSessionQuery): Promise<SessionResponse> {
+      return this.presenter.present(await this.sessions.getWhenSettled(principal, id, kind, query.wait_seconds));
     }
 
     @Delete(':id')
     @ApiOperation({
       summary: `Delete a ${noun}`,
-      description: 'Idempotent. The status becomes `stopped` at once and the container is removed in the background.',
+      description:
+        'Idempotent. The status becomes `stopping` at once (the session refuses its users from then on) and `stopped` ' +
+        'once its container is gone (GET with `wait_seconds` to wait for it).',
     })
     @ApiOkResponse({ type: SessionResponse })
     @ApiNotFoundResponse({ type: ErrorResponse })
-    async remove(@Param('id', uuidPipe) id: string): Promise<SessionResponse> {
-      return this.presenter.present(await this.sessions.stop(id, kind));
+    async remove(@CurrentPrincipal() principal: Principal, @Param('id', uuidPipe) id: string): Promise<SessionResponse> {
+      return this.presenter.present(await this.sessions.stop(principal, id, kind));
     }
   }
   return Endpoints;

@@ -4,6 +4,7 @@ import { CreatedSessionResponse, SessionResponse } from './dtos/session.response
 import { SessionStatus } from './session-status';
 import { Session } from './session.entity';
 import { SessionUrls } from './session-urls';
+import { SessionsService } from './sessions.service';
 
 /**
  * A session as the API shows it: the row, plus the public URLs built from
@@ -15,10 +16,12 @@ export class SessionPresenter {
   constructor(
     private readonly urls: SessionUrls,
     private readonly kinds: KindProfiles,
+    private readonly sessions: SessionsService,
   ) {}
 
-  present(session: Session, accessToken?: string): SessionResponse {
+  async present(session: Session, accessToken?: string): Promise<SessionResponse> {
     const started = session.status === SessionStatus.Started;
+    const queuePosition = await this.sessions.queuePosition(session);
     const kindUrls = this.kinds.get(session.kind).urls(session, started, accessToken);
     return {
       id: session.id,
@@ -29,7 +32,14 @@ export class SessionPresenter {
       cdp_url: kindUrls.cdp_url,
       live_view_url: kindUrls.live_view_url,
       options: session.options,
+      owner: session.owner,
+      workspace: session.workspace,
       profile: session.profile,
+      queue_position: queuePosition,
+      idle_timeout_seconds: session.idleTimeoutSeconds,
+      last_activity_source: session.lastActivitySource,
+      end_reason: session.endReason,
+      removal_error: session.removalError,
       container_id: session.containerId,
       container_name: session.containerName,
       error_message: session.errorMessage,
@@ -43,7 +53,7 @@ export class SessionPresenter {
   }
 
   /** The response to a launch: the only one that carries the access token. */
-  created(session: Session, accessToken: string): CreatedSessionResponse {
-    return { ...this.present(session, accessToken), access_token: accessToken };
+  async created(session: Session, accessToken: string): Promise<CreatedSessionResponse> {
+    return { ...(await this.present(session, accessToken)), access_token: accessToken };
   }
 }

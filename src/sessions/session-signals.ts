@@ -13,7 +13,7 @@ const RESYNC = Symbol('resync');
  * Waiters still re-read on a timer, so a missed signal costs latency only.
  */
 @Injectable()
-export class SessionEvents implements OnModuleInit, BeforeApplicationShutdown {
+export class SessionSignals implements OnModuleInit, BeforeApplicationShutdown {
   private readonly emitter = new EventEmitter().setMaxListeners(0);
   /** Set on shutdown: waiters answer at once so they do not hold the HTTP server open. */
   closing = false;

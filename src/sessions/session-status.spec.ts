@@ -1,8 +1,8 @@
-import { ALLOWED_SOURCES, FINAL_STATUSES, LIVE_STATUSES, SessionStatus, isLive } from './session-status';
+import { ALLOWED_SOURCES, FINAL_STATUSES, HOLDING_STATUSES, LIVE_STATUSES, SessionStatus, isFinal, isLive } from './session-status';
 
 describe('session state machine', () => {
-  it('has exactly the six statuses of the seed API', () => {
-    expect(Object.values(SessionStatus)).toEqual(['pending', 'starting', 'started', 'stopped', 'expired', 'failed']);
+  it("has the seed API's six statuses plus stopping", () => {
+    expect(Object.values(SessionStatus)).toEqual(['pending', 'starting', 'started', 'stopping', 'stopped', 'expired', 'failed']);
   });
 
   it('never leaves a final state', () => {
@@ -15,11 +15,19 @@ describe('session state machine', () => {
     expect(ALLOWED_SOURCES[SessionStatus.Started]).toEqual([SessionStatus.Starting]);
     expect(ALLOWED_SOURCES[SessionStatus.Starting]).not.toContain(SessionStatus.Started);
     expect(ALLOWED_SOURCES[SessionStatus.Pending]).toEqual([]);
+    // A stopping session never comes back to life.
+    for (const live of LIVE_STATUSES) expect(ALLOWED_SOURCES[live]).not.toContain(SessionStatus.Stopping);
   });
 
-  it('lets any live session end', () => {
-    for (const final of FINAL_STATUSES) expect([...ALLOWED_SOURCES[final]].sort()).toEqual([...LIVE_STATUSES].sort());
+  it('ends through stopping (stopped, expired) or fails from any live state', () => {
+    expect([...ALLOWED_SOURCES[SessionStatus.Stopping]].sort()).toEqual([...LIVE_STATUSES].sort());
+    expect(ALLOWED_SOURCES[SessionStatus.Stopped]).toEqual([SessionStatus.Stopping]);
+    expect(ALLOWED_SOURCES[SessionStatus.Expired]).toEqual([SessionStatus.Stopping]);
+    expect([...ALLOWED_SOURCES[SessionStatus.Failed]].sort()).toEqual([...LIVE_STATUSES].sort());
     expect(LIVE_STATUSES.every(isLive)).toBe(true);
     expect(FINAL_STATUSES.some(isLive)).toBe(false);
+    expect(FINAL_STATUSES.every(isFinal)).toBe(true);
+    expect(HOLDING_STATUSES).toContain(SessionStatus.Stopping);
+    expect(isLive(SessionStatus.Stopping) || isFinal(SessionStatus.Stopping)).toBe(false);
   });
 });

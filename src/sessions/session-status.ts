@@ -3,17 +3,24 @@
  *
  *   pending ──> starting ──> started
  *      │           │            │
- *      └───────────┴────────────┴──> stopped | expired | failed   (terminal states)
+ *      ├───────────┴────────────┴──> stopping ──> stopped | expired
+ *      └───────────┴────────────┴──> failed
+ *
+ * `stopping`: the session has ended for its users (the gateway refuses it at
+ * once) while its container is being removed; it becomes `stopped` (deleted,
+ * idle, removed by owner) or `expired` (TTL) once the container is gone. A
+ * removal that fails is retried and shows as `removal_error`, never hidden.
  *
  * Every transition is applied with a conditional UPDATE whose WHERE clause
  * lists the states it may leave (see SessionsRepository.transition), so a job
  * delivered twice, a second worker, or a DELETE racing provisioning can never
- * move a session backwards or bring a finished one back.
+ * move a session backwards or bring an ended one back.
  */
 export enum SessionStatus {
   Pending = 'pending',
   Starting = 'starting',
   Started = 'started',
+  Stopping = 'stopping',
   Stopped = 'stopped',
   Expired = 'expired',
   Failed = 'failed',
@@ -25,13 +32,32 @@ export enum SessionKind {
   Browser = 'browser',
 }
 
-/** States in which a session may own a container. */
+/** Why a session ended (or is ending): kept on the row and in its events. */
+export enum EndReason {
+  Deleted = 'deleted',
+  Ttl = 'ttl',
+  Idle = 'idle',
+  OwnerRemoved = 'owner_removed',
+  Failed = 'failed',
+}
+
+/** States in which a session is in use and may become `started`. */
 export const LIVE_STATUSES = [SessionStatus.Pending, SessionStatus.Starting, SessionStatus.Started] as const;
+
+/** States in which a session may still own a container (and hold its volume and port). */
+export const HOLDING_STATUSES = [...LIVE_STATUSES, SessionStatus.Stopping] as const;
 
 export const FINAL_STATUSES = [SessionStatus.Stopped, SessionStatus.Expired, SessionStatus.Failed] as const;
 
+/** The two ways `stopping` ends. */
+export type StopStatus = SessionStatus.Stopped | SessionStatus.Expired;
+
 export function isLive(status: SessionStatus): boolean {
   return (LIVE_STATUSES as readonly SessionStatus[]).includes(status);
+}
+
+export function isFinal(status: SessionStatus): boolean {
+  return (FINAL_STATUSES as readonly SessionStatus[]).includes(status);
 }
 
 /** Which states each target state may be entered from. */
@@ -41,7 +67,8 @@ export const ALLOWED_SOURCES: Record<SessionStatus, readonly SessionStatus[]> = 
   // crash continues where the first attempt stopped (the platform adopts the container).
   [SessionStatus.Starting]: [SessionStatus.Pending, SessionStatus.Starting],
   [SessionStatus.Started]: [SessionStatus.Starting],
-  [SessionStatus.Stopped]: LIVE_STATUSES,
-  [SessionStatus.Expired]: LIVE_STATUSES,
+  [SessionStatus.Stopping]: LIVE_STATUSES,
+  [SessionStatus.Stopped]: [SessionStatus.Stopping],
+  [SessionStatus.Expired]: [SessionStatus.Stopping],
   [SessionStatus.Failed]: LIVE_STATUSES,
 };

@@ -1,5 +1,5 @@
 import { Column, CreateDateColumn, Entity, PrimaryColumn, UpdateDateColumn } from 'typeorm';
-import { SessionKind, SessionStatus } from './session-status';
+import { EndReason, SessionKind, SessionStatus, StopStatus } from './session-status';
 
 /** What a platform adapter needs to find its container again after a restart. */
 export type PlatformState = Record<string, string | number | boolean | null>;
@@ -9,6 +9,10 @@ export type PlatformState = Record<string, string | number | boolean | null>;
 export class Session {
   @PrimaryColumn('uuid')
   id: string;
+
+  /** The tenant whose key created it; no other tenant ever sees it. */
+  @Column({ name: 'tenant_id', type: 'uuid' })
+  tenantId: string;
 
   @Column({ type: 'varchar', length: 16 })
   kind: SessionKind;
@@ -54,6 +58,14 @@ export class Session {
   @Column({ type: 'jsonb', default: () => "'{}'::jsonb" })
   options: Record<string, unknown>;
 
+  /** The end user the session is for (an email, a user id), as the client names them. */
+  @Column({ type: 'varchar', length: 255, nullable: true })
+  owner: string | null;
+
+  /** Terminals: the owner's persistent workspace (its home directory). */
+  @Column({ type: 'varchar', length: 128, nullable: true })
+  workspace: string | null;
+
   /** The persistent browser profile the session uses; one live session per profile. */
   @Column({ type: 'varchar', length: 64, nullable: true })
   profile: string | null;
@@ -61,6 +73,10 @@ export class Session {
   /** The persistent volume the session mounts (its profile's, its workspace's). */
   @Column({ type: 'varchar', length: 255, nullable: true })
   volume: string | null;
+
+  /** When capacity let it start (the start timeout counts from here). */
+  @Column({ name: 'admitted_at', type: 'timestamptz', nullable: true })
+  admittedAt: Date | null;
 
   @CreateDateColumn({ name: 'created_at', type: 'timestamptz' })
   createdAt: Date;
@@ -71,9 +87,28 @@ export class Session {
   @Column({ name: 'started_at', type: 'timestamptz', nullable: true })
   startedAt: Date | null;
 
-  /** Last traffic through the gateway (debounced), or the start. */
+  /** Last traffic through the gateway (debounced), heartbeat, reuse, or the start. */
   @Column({ name: 'last_activity_at', type: 'timestamptz', nullable: true })
   lastActivityAt: Date | null;
+
+  /** What the last activity was: gateway | heartbeat | launch | start. */
+  @Column({ name: 'last_activity_source', type: 'varchar', length: 16, nullable: true })
+  lastActivitySource: string | null;
+
+  /** Idle this long (no traffic, no heartbeat) and the session is stopped; null: no idle timeout. */
+  @Column({ name: 'idle_timeout_seconds', type: 'integer', nullable: true })
+  idleTimeoutSeconds: number | null;
+
+  /** While `stopping`: the status it ends in once its container is gone. */
+  @Column({ name: 'stop_status', type: 'varchar', length: 16, nullable: true })
+  stopStatus: StopStatus | null;
+
+  @Column({ name: 'end_reason', type: 'varchar', length: 32, nullable: true })
+  endReason: EndReason | null;
+
+  /** Why the last attempt to remove the container failed (retried until it succeeds). */
+  @Column({ name: 'removal_error', type: 'varchar', length: 1024, nullable: true })
+  removalError: string | null;
 
   @Column({ name: 'expires_at', type: 'timestamptz' })
   expiresAt: Date;

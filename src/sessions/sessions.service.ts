@@ -1,16 +1,19 @@
 import { Injectable, Logger } from '@nestjs/common';
+import { createHash } from 'node:crypto';
 import { DomainException, ErrorCode } from '../common/domain.exception';
 import { generateToken, hashToken } from '../common/tokens';
 import { BerthConfig } from '../config/berth-config';
-import { SessionJobs } from '../provisioning/session-jobs.service';
-import { SessionEvents } from './session-events';
-import { SessionKind, SessionStatus, isLive } from './session-status';
-import { Session } from './session.entity';
-import { ListQuery, ProfileInUse, SessionsRepository } from './sessions.repository';
 import { KindProfiles } from '../kinds/kind-profiles';
+import { SessionJobs } from '../provisioning/session-jobs.service';
+import { Principal } from '../tenancy/principal';
+import { VolumesRepository } from '../volumes/volumes.repository';
+import { SessionSignals } from './session-signals';
+import { EndReason, SessionKind, SessionStatus, StopStatus, isLive } from './session-status';
+import { Session } from './session.entity';
+import { ListQuery, QuotaExceeded, SessionConflict, SessionEventRow, SessionsRepository } from './sessions.repository';
 
 /** States a waiting GET waits out. */
-const SETTLING = [SessionStatus.Pending, SessionStatus.Starting];
+const SETTLING = [SessionStatus.Pending, SessionStatus.Starting, SessionStatus.Stopping];
 
 /** How often a waiting GET re-reads the row: a safety net when changes are pushed, the mechanism when they are not. */
 const REREAD_PUSHED_MS = 2000;
@@ -19,21 +22,41 @@ const REREAD_POLLED_MS = 100;
 /** What a launch asks for; the kind's controller validated the kind-specific parts. */
 export interface LaunchRequest {
   ttlSeconds?: number;
+  idleTimeoutSeconds?: number;
+  /** The end user the session is for. */
+  owner?: string;
   /** Kind options (browser: start_url, headless, viewport, view_only), stored and handed to the agent. */
   options?: Record<string, unknown>;
-  /** A persistent profile: at most one live session holds it, a second launch is given that one. */
-  profile?: { name: string; volume: string };
+  /** Persistent storage by name: a browser profile, a terminal workspace. One session at a time holds it. */
+  storage?: string;
+  /** Hand out the live session of the same tenant, owner, kind and storage instead of starting another. */
+  reuse?: boolean;
+  /** A client's key for this launch: a replay returns the same session. */
+  idempotencyKey?: string;
 }
 
 export interface CreatedSession {
   session: Session;
   /** Plaintext, returned to the caller once; only its hash is stored. */
   accessToken: string;
-  /** True when an existing live session was handed out (its profile was in use) rather than created. */
+  /** True when an existing live session was handed out rather than created (200 instead of 202). */
   reused: boolean;
 }
 
-/** Session lifecycle as the API sees it: create, read, end. Kind-agnostic. */
+/** Why a session is alive, and until when. */
+export interface Lifecycle {
+  session: Session;
+  idleDeadline: Date | null;
+  hardDeadline: Date;
+  maxDeadline: Date;
+  extensions: SessionEventRow[];
+}
+
+/**
+ * The session lifecycle as the API sees it, for every kind and every tenant:
+ * launch (or hand out a live one), read, keep alive, extend, end. A session
+ * of another tenant is simply not found.
+ */
 @Injectable()
 export class SessionsService {
   private readonly logger = new Logger(SessionsService.name);
@@ -42,43 +65,79 @@ export class SessionsService {
     private readonly sessions: SessionsRepository,
     private readonly jobs: SessionJobs,
     private readonly config: BerthConfig,
-    private readonly events: SessionEvents,
+    private readonly signals: SessionSignals,
     private readonly kinds: KindProfiles,
+    private readonly volumes: VolumesRepository,
   ) {}
 
-  /** Starts a session of any kind (the kind's profile says what it runs), or hands out the live one holding its profile. */
-  async create(kind: SessionKind, request: LaunchRequest): Promise<CreatedSession> {
+  /**
+   * Starts a session of any kind (the kind's profile says what it runs), or
+   * hands out the live one the request points at: an Idempotency-Key seen
+   * before, `reuse` of the same owner's session, or a profile or workspace a
+   * live session holds. The database decides every race (unique indexes).
+   */
+  async create(principal: Principal, kind: SessionKind, request: LaunchRequest): Promise<CreatedSession> {
     const settings = this.kinds.get(kind).settings;
     if (request.ttlSeconds !== undefined && request.ttlSeconds > settings.ttlSeconds) {
       throw new DomainException(ErrorCode.InvalidRequest, `ttl_seconds must not exceed ${settings.ttlSeconds} for a ${kind}`);
     }
+    const idle = this.idleTimeout(request.idleTimeoutSeconds);
+    const requestHash = hashOf({ kind, ...request, idempotencyKey: undefined });
     // Refuse before writing anything when the queue is known to be down.
     await this.jobs.assertQueueReachable();
-    if (request.profile) {
-      const live = await this.sessions.findLiveByProfile(request.profile.name);
-      if (live) return this.handOut(live);
+
+    if (request.idempotencyKey) {
+      const replay = await this.replay(principal, request.idempotencyKey, requestHash);
+      if (replay) return replay;
     }
+    const owner = request.owner ?? null;
+    const storage = request.storage ?? null;
+    if (request.reuse) {
+      const live = await this.sessions.findLiveOf(principal.tenantId, kind, owner, storage);
+      if (live) return this.handOut(live, principal, 'reused');
+    }
+    const volume = storage ? await this.volumes.use({ tenantId: principal.tenantId, kind, owner: owner ?? '', name: storage }) : null;
+    if (volume) {
+      const holder = await this.sessions.findLiveByVolume(volume);
+      if (holder) return this.handOut(holder, principal, 'storage in use');
+    }
+
     const accessToken = generateToken();
     const callbackToken = generateToken();
     let session: Session;
     try {
-      session = await this.sessions.create({
-        kind,
-        image: settings.image,
-        platform: this.config.platform.kind,
-        ttlSeconds: request.ttlSeconds ?? settings.ttlSeconds,
-        callbackTokenHash: hashToken(callbackToken),
-        accessTokenHash: hashToken(accessToken),
-        options: request.options ?? {},
-        profile: request.profile?.name ?? null,
-        volume: request.profile?.volume ?? null,
-      });
+      session = await this.sessions.create(
+        {
+          tenantId: principal.tenantId,
+          kind,
+          image: settings.image,
+          platform: this.config.platform.kind,
+          ttlSeconds: request.ttlSeconds ?? settings.ttlSeconds,
+          callbackTokenHash: hashToken(callbackToken),
+          accessTokenHash: hashToken(accessToken),
+          options: request.options ?? {},
+          owner,
+          workspace: kind === SessionKind.Terminal ? storage : null,
+          profile: kind === SessionKind.Browser ? storage : null,
+          volume,
+          reuseKey: request.reuse ? hashOf({ tenant: principal.tenantId, kind, owner, storage }) : null,
+          idleTimeoutSeconds: idle,
+          actor: principal.actor,
+        },
+        {
+          perTenant: limitOf(principal.maxSessions ?? this.config.tenancy.maxSessionsPerTenant),
+          perOwner: limitOf(principal.maxSessionsPerOwner ?? this.config.tenancy.maxSessionsPerOwner),
+        },
+        request.idempotencyKey ? { key: request.idempotencyKey, requestHash } : undefined,
+      );
     } catch (error) {
-      // A concurrent launch took the profile between our read and our insert: hand that one out.
-      if (!(error instanceof ProfileInUse)) throw error;
-      const live = await this.sessions.findLiveByProfile(error.profile);
-      if (!live) throw new DomainException(ErrorCode.NotReady, `Profile ${error.profile} is changing hands; retry`);
-      return this.handOut(live);
+      if (error instanceof QuotaExceeded) {
+        throw new DomainException(ErrorCode.QuotaExceeded, `Quota reached: at most ${error.limit} live sessions per ${error.scope}`, {
+          retryAfterSeconds: 30,
+        });
+      }
+      if (!(error instanceof SessionConflict)) throw error;
+      return this.afterConflict(error, principal, kind, request, owner, storage, volume, requestHash);
     }
     try {
       await this.jobs.provision({ sessionId: session.id, callbackToken });
@@ -86,16 +145,58 @@ export class SessionsService {
       await this.abandon(session.id);
       throw error;
     }
-    this.logger.log({ msg: 'session created', sessionId: session.id, kind, expiresAt: session.expiresAt.toISOString() });
+    this.logger.log({ msg: 'session created', sessionId: session.id, kind, tenantId: principal.tenantId, owner, expiresAt: session.expiresAt.toISOString() });
     return { session, accessToken, reused: false };
   }
 
-  /** Gives a caller its own way into a live session: a fresh access token. */
-  private async handOut(session: Session): Promise<CreatedSession> {
+  /** A concurrent launch won the race the database refereed: hand out what it created. */
+  private async afterConflict(
+    conflict: SessionConflict,
+    principal: Principal,
+    kind: SessionKind,
+    request: LaunchRequest,
+    owner: string | null,
+    storage: string | null,
+    volume: string | null,
+    requestHash: string,
+  ): Promise<CreatedSession> {
+    let winner: Session | null = null;
+    if (conflict.reason === 'idempotency') {
+      const replay = await this.replay(principal, request.idempotencyKey!, requestHash);
+      if (replay) return replay;
+    } else if (conflict.reason === 'reuse') {
+      winner = await this.sessions.findLiveOf(principal.tenantId, kind, owner, storage);
+    } else if (volume) {
+      winner = await this.sessions.findLiveByVolume(volume);
+      // Held by a session that is stopping (a browser saving its profile): it is free in a moment.
+      if (!winner) throw new DomainException(ErrorCode.NotReady, `The ${kind === SessionKind.Browser ? 'profile' : 'workspace'} is being released by a session that is stopping; retry shortly`);
+    }
+    if (!winner) throw new DomainException(ErrorCode.NotReady, 'A concurrent launch is changing this session; retry');
+    return this.handOut(winner, principal, conflict.reason);
+  }
+
+  /** The session an Idempotency-Key created; the same key with a different request is refused. */
+  private async replay(principal: Principal, key: string, requestHash: string): Promise<CreatedSession | null> {
+    const previous = await this.sessions.findByIdempotencyKey(principal.tenantId, key);
+    if (!previous) return null;
+    if (previous.requestHash !== requestHash) {
+      throw new DomainException(ErrorCode.IdempotencyMismatch, 'This Idempotency-Key was used with a different request');
+    }
+    return this.handOut(previous.session, principal, 'idempotent replay', false);
+  }
+
+  /**
+   * Gives a caller its own way into an existing session: a fresh access token
+   * (tokens are stored hashed, so the first one cannot be shown again).
+   * Handing out a live session counts as activity.
+   */
+  private async handOut(session: Session, principal: Principal, why: string, activity = true): Promise<CreatedSession> {
     const accessToken = generateToken();
     await this.sessions.addAccessToken(session.id, hashToken(accessToken));
-    this.logger.log({ msg: 'live session handed out again', sessionId: session.id, profile: session.profile });
-    return { session, accessToken, reused: true };
+    await this.sessions.recordEvent(session.id, 'handed_out', principal.actor, { why });
+    const current = activity && isLive(session.status) ? ((await this.sessions.recordActivity([session.id], 'launch'))[0] ?? session) : session;
+    this.logger.log({ msg: 'session handed out again', sessionId: session.id, why });
+    return { session: current, accessToken, reused: true };
   }
 
   /**
@@ -109,53 +210,133 @@ export class SessionsService {
       if (await this.sessions.deletePending(id)) return;
       await this.sessions.transition(id, SessionStatus.Failed, { errorMessage: 'creation was abandoned: the job queue did not confirm in time' });
     } catch (error) {
-      // Left `pending`: the cleanup sweep fails it after the start timeout.
+      // Left `pending`: the reconciliation gives it a job, or the sweep fails it.
       this.logger.error({ msg: 'could not undo an unconfirmed session', sessionId: id, error: (error as Error).message });
     }
   }
 
-  /** A session by id; with `kind`, only of that kind (the kind's own routes). */
-  async get(id: string, kind?: SessionKind): Promise<Session> {
-    const session = await this.sessions.findById(id, kind);
+  /** A session of the caller's tenant; with `kind`, only of that kind (the kind's own routes). */
+  async get(principal: Principal, id: string, kind?: SessionKind): Promise<Session> {
+    const session = await this.sessions.findById(id, { kind, tenantId: principal.tenantId });
     if (!session) throw new DomainException(ErrorCode.SessionNotFound, `No ${kind ?? 'session'} with id ${id}`);
     return session;
   }
 
   /**
-   * Like `get`, but while the session is still `pending` or `starting`, holds
-   * the request up to `waitSeconds` for it to move on, so clients learn of
-   * `started` at once instead of polling.
+   * Like `get`, but while the session is still `pending`, `starting` or
+   * `stopping`, holds the request up to `waitSeconds` for it to move on, so
+   * clients learn of the next status at once instead of polling.
    */
-  async getWhenSettled(id: string, kind: SessionKind | undefined, waitSeconds: number): Promise<Session> {
+  async getWhenSettled(principal: Principal, id: string, kind: SessionKind | undefined, waitSeconds: number): Promise<Session> {
     const deadline = Date.now() + waitSeconds * 1000;
     for (;;) {
-      const session = await this.get(id, kind);
+      const session = await this.get(principal, id, kind);
       const remaining = deadline - Date.now();
-      if (!SETTLING.includes(session.status) || remaining <= 0 || this.events.closing) return session;
-      await this.events.next(id, Math.min(this.events.pushed ? REREAD_PUSHED_MS : REREAD_POLLED_MS, remaining));
+      if (!SETTLING.includes(session.status) || remaining <= 0 || this.signals.closing) return session;
+      await this.signals.next(id, Math.min(this.signals.pushed ? REREAD_PUSHED_MS : REREAD_POLLED_MS, remaining));
     }
   }
 
-  list(query: ListQuery): Promise<{ items: Session[]; total: number }> {
-    return this.sessions.list(query);
+  /** Where a pending session stands in the line for capacity (1: next), or null when it is not waiting. */
+  async queuePosition(session: Session): Promise<number | null> {
+    if (session.status !== SessionStatus.Pending || this.config.sessions.maxRunning === 0) return null;
+    return this.sessions.queuePosition(session);
+  }
+
+  list(principal: Principal, query: Omit<ListQuery, 'tenantId'>): Promise<{ items: Session[]; total: number }> {
+    return this.sessions.list({ ...query, tenantId: principal.tenantId });
   }
 
   /**
-   * Ends a session. Idempotent: ending an ended session returns it unchanged.
-   * The container is removed by a teardown job (and by the provisioning job
-   * itself if it loses the race), so the status is final at once.
+   * Ends a session: `stopping` at once (the gateway refuses it from that
+   * moment), `stopped` once a teardown job has removed its container.
+   * Idempotent: ending an ended or ending session returns it unchanged.
    */
-  async stop(id: string, kind?: SessionKind): Promise<Session> {
-    const current = await this.get(id, kind);
-    if (!isLive(current.status)) return current;
-    const stopped = await this.sessions.transition(id, SessionStatus.Stopped);
-    if (!stopped) return this.get(id, kind); // ended concurrently by someone else
-    this.events.changed(id);
-    this.logger.log({ msg: 'session stopped', sessionId: id });
-    await this.jobs.teardown(id).catch((error: Error) => {
-      // The status is already final; the cleanup sweep removes the container if this enqueue failed.
-      this.logger.warn({ msg: 'teardown not queued; cleanup will reap the container', sessionId: id, error: error.message });
-    });
-    return stopped;
+  async stop(principal: Principal, id: string, kind?: SessionKind, reason = EndReason.Deleted): Promise<Session> {
+    const current = await this.get(principal, id, kind);
+    return this.end(current, principal.actor, reason, SessionStatus.Stopped);
   }
+
+  /** Ends every live session of an owner in the caller's tenant. */
+  async stopOwner(principal: Principal, owner: string): Promise<Session[]> {
+    const live = await this.sessions.liveOfOwner(principal.tenantId, owner);
+    return Promise.all(live.map((session) => this.end(session, principal.actor, EndReason.OwnerRemoved, SessionStatus.Stopped)));
+  }
+
+  private async end(current: Session, actor: string, reason: EndReason, stopStatus: StopStatus): Promise<Session> {
+    if (!isLive(current.status)) return current;
+    const stopping = await this.sessions.transition(current.id, SessionStatus.Stopping, { stopStatus, endReason: reason, actor });
+    if (!stopping) return (await this.sessions.findById(current.id)) ?? current; // ended concurrently by someone else
+    this.signals.changed(current.id);
+    this.logger.log({ msg: 'session stopping', sessionId: current.id, reason });
+    await this.jobs.teardown(current.id).catch((error: Error) => {
+      // Already `stopping`: the cleanup sweep retries the removal if this enqueue failed.
+      this.logger.warn({ msg: 'teardown not queued; the sweep will remove the container', sessionId: current.id, error: error.message });
+    });
+    return stopping;
+  }
+
+  /** Activity without traffic: the idle deadline moves to now + idle timeout. */
+  async heartbeat(principal: Principal, id: string): Promise<Session> {
+    const session = await this.sessions.heartbeat(id, principal.tenantId, principal.actor);
+    if (session) return session;
+    const current = await this.get(principal, id);
+    throw new DomainException(ErrorCode.SessionNotLive, `Session ${id} is ${current.status}; it can no longer be kept alive`);
+  }
+
+  /**
+   * Moves the hard deadline to now + `ttlSeconds`, never beyond
+   * MAX_SESSION_LIFETIME_HOURS after the session's creation (it is capped
+   * there, and the response shows where it landed).
+   */
+  async extend(principal: Principal, id: string, ttlSeconds: number): Promise<Session> {
+    const current = await this.get(principal, id);
+    if (!isLive(current.status)) throw new DomainException(ErrorCode.SessionNotLive, `Session ${id} is ${current.status}`);
+    const cap = current.createdAt.getTime() + this.config.sessions.maxLifetimeSeconds * 1000;
+    const target = new Date(Math.min(Date.now() + ttlSeconds * 1000, cap));
+    const extended = await this.sessions.extend(id, principal.tenantId, target, principal.actor);
+    if (!extended) throw new DomainException(ErrorCode.SessionNotLive, `Session ${id} ended meanwhile`);
+    await this.jobs.scheduleExpiry(id, extended.expiresAt);
+    return extended;
+  }
+
+  /** Why the session is alive: its last activity and source, both deadlines, and who extended it. */
+  async lifecycle(principal: Principal, id: string): Promise<Lifecycle> {
+    const session = await this.get(principal, id);
+    const events = await this.sessions.events(id);
+    return {
+      session,
+      idleDeadline:
+        session.idleTimeoutSeconds !== null && session.lastActivityAt && isLive(session.status)
+          ? new Date(session.lastActivityAt.getTime() + session.idleTimeoutSeconds * 1000)
+          : null,
+      hardDeadline: session.expiresAt,
+      maxDeadline: new Date(session.createdAt.getTime() + this.config.sessions.maxLifetimeSeconds * 1000),
+      extensions: events.filter((event) => event.type === 'extended'),
+    };
+  }
+
+  /** The audit trail of a session of the caller's tenant. */
+  async events(principal: Principal, id: string, afterId = 0): Promise<SessionEventRow[]> {
+    await this.get(principal, id);
+    return this.sessions.events(id, afterId);
+  }
+
+  private idleTimeout(requested: number | undefined): number {
+    const { defaultSeconds, minSeconds, maxSeconds } = this.config.sessions.idleTimeout;
+    const value = requested ?? defaultSeconds;
+    if (value < minSeconds || value > maxSeconds) {
+      throw new DomainException(ErrorCode.InvalidRequest, `idle_timeout_seconds must be within ${minSeconds}..${maxSeconds}`);
+    }
+    return value;
+  }
+}
+
+function hashOf(value: unknown): string {
+  return createHash('sha256').update(JSON.stringify(value)).digest('hex');
+}
+
+/** 0 in configuration means "no limit". */
+function limitOf(value: number): number | null {
+  return value > 0 ? value : null;
 }

@@ -1,16 +1,15 @@
 import { ApiPropertyOptional } from '@nestjs/swagger';
-import { IsInt, IsOptional, Max, Min } from 'class-validator';
+import { IsOptional, Matches } from 'class-validator';
+import { LaunchDto, STORAGE_NAME, STORAGE_NAME_MESSAGE } from '../sessions/dtos/launch.dto';
 
 /** Every field is optional: `POST /api/v1/terminals` with no body works, as in the seed API. */
-export class CreateTerminalDto {
+export class CreateTerminalDto extends LaunchDto {
   @ApiPropertyOptional({
-    description: 'Lifetime in seconds. Defaults to, and may not exceed, TERMINAL_TTL_HOURS.',
-    minimum: 1,
-    example: 3600,
+    example: 'project-x',
+    description:
+      "A persistent home directory for this owner: files written in one session are there in the next. One live session per workspace.",
   })
   @IsOptional()
-  @Max(10 * 365 * 86400)
-  @Min(1)
-  @IsInt()
-  ttl_seconds?: number;
+  @Matches(STORAGE_NAME, { message: `workspace ${STORAGE_NAME_MESSAGE}` })
+  workspace?: string;
 }

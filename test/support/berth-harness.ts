@@ -12,8 +12,11 @@ import { BerthConfig } from '../../src/config/berth-config';
 import { HTTP_APP_OPTIONS, configureHttpApp } from '../../src/http-app';
 import { LABELS } from '../../src/platform/container-platform';
 import { hashToken } from '../../src/common/tokens';
+import { DEFAULT_TENANT_ID } from '../../src/tenancy/tenants.repository';
 import { freePort, sleep } from './net';
-import { TEST_SECRET_KEY } from './test-config';
+import { TEST_ADMIN_KEY, TEST_SECRET_KEY } from './test-config';
+
+export { TEST_ADMIN_KEY };
 
 /**
  * Connection URLs with the credentials scripts/ensure-services.sh generated.
@@ -74,7 +77,9 @@ export async function startBerth(env: Record<string, string> = {}, roles: Roles 
     QUEUE_PREFIX: `berth-test-${instance}`,
     BERTH_INSTANCE: instance,
     BERTH_SECRET_KEY: TEST_SECRET_KEY,
+    BERTH_ADMIN_KEY: TEST_ADMIN_KEY,
     // Tests flush activity often so assertions about it do not wait seconds.
+    IDLE_TIMEOUT_MIN_SECONDS: '1',
     ACTIVITY_FLUSH_SECONDS: '0.2',
     TERMINAL_IMAGE,
     HOST: '127.0.0.1',
@@ -131,6 +136,10 @@ export async function resetDatabase(): Promise<void> {
       `SELECT tablename AS name FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'berth_migrations'`,
     );
     if (tables.length) await dataSource.query(`TRUNCATE ${tables.map((table) => `"${table.name}"`).join(', ')} CASCADE`);
+    // The default tenant (the admin key's) is part of the schema.
+    if (tables.some((table) => table.name === 'tenants')) {
+      await dataSource.query(`INSERT INTO tenants (id, name) VALUES ($1, 'default') ON CONFLICT DO NOTHING`, [DEFAULT_TENANT_ID]);
+    }
   } finally {
     await dataSource.destroy();
   }
@@ -142,8 +151,14 @@ export interface ApiResponse<T = any> {
   headers: Headers;
 }
 
+/**
+ * One API call. Sends the admin key (the default tenant's) unless `headers`
+ * has its own `authorization`; `authorization: ''` sends none.
+ */
 export async function api<T = any>(base: string, method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<ApiResponse<T>> {
-  const init: RequestInit = { method, headers: { ...headers } };
+  const sent: Record<string, string> = { authorization: `Bearer ${TEST_ADMIN_KEY}`, ...headers };
+  if (sent.authorization === '') delete sent.authorization;
+  const init: RequestInit = { method, headers: sent };
   if (body !== undefined) {
     init.body = typeof body === 'string' ? body : JSON.stringify(body);
     (init.headers as Record<string, string>)['content-type'] = 'application/json';
@@ -162,7 +177,7 @@ export async function api<T = any>(base: string, method: string, path: string, b
 export async function waitForStatus(base: string, id: string, statuses: string[], timeoutMs = 20_000): Promise<any> {
   return eventually(
     async () => {
-      const { body } = await api(base, 'GET', `/api/v1/terminals/${id}`);
+      const { body } = await api(base, 'GET', `/api/v1/sessions/${id}`);
       return statuses.includes(body.status) ? body : undefined;
     },
     timeoutMs,
@@ -171,18 +186,25 @@ export async function waitForStatus(base: string, id: string, statuses: string[]
 }
 
 /** A session row pointing at an upstream the test controls (no container), with a known access token. */
-export async function insertSession(options: { upstreamUrl: string | null; status?: string; kind?: string }): Promise<{ id: string; token: string }> {
+export async function insertSession(options: { upstreamUrl: string | null; status?: string; kind?: string; tenantId?: string }): Promise<{ id: string; token: string }> {
   const dataSource = new DataSource({ type: 'postgres', url: TEST_DATABASE_URL });
   await dataSource.initialize();
   try {
     const token = randomBytes(32).toString('base64url');
     const rows: { id: string }[] = await dataSource.query(
       `WITH created AS (
-         INSERT INTO sessions (kind, status, image, platform, upstream_url, callback_token_hash, expires_at, started_at)
-         VALUES ($1, $2, 'test/fake-upstream', 'docker', $3, $4, now() + interval '1 hour', now()) RETURNING id
+         INSERT INTO sessions (tenant_id, kind, status, image, platform, upstream_url, callback_token_hash, expires_at, started_at)
+         VALUES ($6, $1, $2, 'test/fake-upstream', 'docker', $3, $4, now() + interval '1 hour', now()) RETURNING id
        ), token AS (INSERT INTO session_access_tokens (token_hash, session_id) SELECT $5, id FROM created)
        SELECT id FROM created`,
-      [options.kind ?? 'terminal', options.status ?? 'started', options.upstreamUrl, hashToken(randomBytes(32).toString('hex')), hashToken(token)],
+      [
+        options.kind ?? 'terminal',
+        options.status ?? 'started',
+        options.upstreamUrl,
+        hashToken(randomBytes(32).toString('hex')),
+        hashToken(token),
+        options.tenantId ?? DEFAULT_TENANT_ID,
+      ],
     );
     return { id: rows[0].id, token };
   } finally {

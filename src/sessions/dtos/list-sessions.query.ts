@@ -1,6 +1,6 @@
 import { ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
-import { IsEnum, IsInt, IsOptional, Max, Min } from 'class-validator';
+import { IsEnum, IsInt, IsOptional, IsString, Max, MaxLength, Min } from 'class-validator';
 import { SessionKind, SessionStatus } from '../session-status';
 
 export class ListSessionsQuery {
@@ -13,6 +13,12 @@ export class ListSessionsQuery {
   @IsOptional()
   @IsEnum(SessionStatus, { message: `status must be one of: ${Object.values(SessionStatus).join(', ')}` })
   status?: SessionStatus;
+
+  @ApiPropertyOptional({ description: 'Only sessions of this owner.', example: 'alice@example.com' })
+  @IsOptional()
+  @MaxLength(255)
+  @IsString()
+  owner?: string;
 
   @ApiPropertyOptional({ minimum: 1, maximum: 200, default: 50 })
   @IsOptional()

@@ -57,8 +57,38 @@ export class SessionResponse {
   @ApiProperty({ type: Object, description: 'What the session was launched with (browsers: start_url, headless, viewport, view_only).' })
   options: Record<string, unknown>;
 
+  @ApiProperty({ type: String, nullable: true, example: 'alice@example.com', description: 'The end user the session is for.' })
+  owner: string | null;
+
+  @ApiProperty({ type: String, nullable: true, description: 'Terminals: the persistent workspace (home directory) the session uses.' })
+  workspace: string | null;
+
   @ApiProperty({ type: String, nullable: true, description: 'Browsers: the persistent profile the session uses.' })
   profile: string | null;
+
+  @ApiProperty({
+    type: Number,
+    nullable: true,
+    description: 'While `pending` because MAX_RUNNING_SESSIONS is reached: its place in line (1 starts next).',
+  })
+  queue_position: number | null;
+
+  @ApiProperty({ type: Number, nullable: true, description: 'Stopped after this long without traffic or heartbeat.' })
+  idle_timeout_seconds: number | null;
+
+  @ApiProperty({ type: String, nullable: true, enum: ['start', 'gateway', 'heartbeat', 'launch'], description: 'What the last activity was.' })
+  last_activity_source: string | null;
+
+  @ApiProperty({
+    type: String,
+    nullable: true,
+    enum: ['deleted', 'ttl', 'idle', 'owner_removed', 'failed'],
+    description: 'Why the session ended (or is ending).',
+  })
+  end_reason: string | null;
+
+  @ApiProperty({ type: String, nullable: true, description: 'While `stopping`: why the last attempt to remove the container failed (it is retried).' })
+  removal_error: string | null;
 
   @ApiProperty({ type: String, nullable: true })
   container_id: string | null;
