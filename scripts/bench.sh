@@ -11,7 +11,7 @@
 #    bench/density.ts (idle sessions in steps up to 200), then bench/gateway.ts
 #    (the gateway against direct, configurable-http-proxy and the proxy-library
 #    candidates: HTTP, WebSocket round trip and throughput, 1,000 idle WebSockets
-#    held 5 minutes; ~25 minutes),
+#    held 5 minutes; ~30 minutes on 2 cores),
 # 3. prints where the results went: bench/results/ (gitignored), one JSON file
 #    and one markdown file per benchmark, plus Berth's own logs of each run.
 #
