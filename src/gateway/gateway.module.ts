@@ -1,4 +1,5 @@
 import { Module } from '@nestjs/common';
+import { KindsModule } from '../kinds/kinds.module';
 import { SessionStoreModule } from '../sessions/session-store.module';
 import { ActivityRecorder } from './activity-recorder';
 import { ApiForwarder } from './api-forwarder';
@@ -8,7 +9,7 @@ import { SessionRoutes } from './session-routes';
 
 /** Session traffic: routes, authentication, forwarding, activity. Needs Postgres only. */
 @Module({
-  imports: [SessionStoreModule],
+  imports: [SessionStoreModule, KindsModule],
   providers: [SessionRoutes, ActivityRecorder, SessionGateway],
   exports: [SessionGateway],
 })

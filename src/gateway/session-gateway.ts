@@ -8,7 +8,9 @@ import { SessionStatus } from '../sessions/session-status';
 import { SessionAddress, SessionUrls } from '../sessions/session-urls';
 import { SessionRoute, SessionsRepository } from '../sessions/sessions.repository';
 import { UPSTREAM_SECRET_HEADER, upstreamSecret } from '../sessions/upstream-secret';
+import { KindProfiles } from '../kinds/kind-profiles';
 import { ActivityRecorder } from './activity-recorder';
+import { BufferedForwarder } from './buffered-forwarder';
 import {
   Credential,
   cookieHeaderWithout,
@@ -66,6 +68,7 @@ function jsonError(status: number, error: string, message: string): string {
 export class SessionGateway implements RouteRevocationListener, OnModuleInit, OnApplicationShutdown {
   private readonly logger = new Logger(SessionGateway.name);
   private readonly forwarder = new UpstreamForwarder({ connectTimeoutMs: 5000, headersTimeoutMs: 30_000, bodyTimeoutMs: 300_000 });
+  private readonly buffered = new BufferedForwarder();
   /** Client sockets of open WebSockets, per session: what revocation closes. */
   private readonly sockets = new Map<string, Set<Duplex>>();
   private readonly secrets = new Map<string, string>();
@@ -78,6 +81,7 @@ export class SessionGateway implements RouteRevocationListener, OnModuleInit, On
     private readonly activity: ActivityRecorder,
     private readonly sessions: SessionsRepository,
     private readonly config: BerthConfig,
+    private readonly kinds: KindProfiles,
   ) {
     this.secure = urls.secure;
     this.forwardedProto = new URL(config.http.publicUrl).protocol.replace(':', '');
@@ -93,6 +97,7 @@ export class SessionGateway implements RouteRevocationListener, OnModuleInit, On
     for (const sockets of this.sockets.values()) for (const socket of sockets) socket.destroy();
     this.sockets.clear();
     await this.forwarder.close();
+    await this.buffered.close();
   }
 
   /** Serves `req` if it is session traffic (by Host or path form); false leaves it to the API. */
@@ -196,7 +201,16 @@ export class SessionGateway implements RouteRevocationListener, OnModuleInit, On
       res.end();
       return;
     }
-    this.forwarder.http(req, res, this.target(address, req, route, credential), (failure) => this.badGateway(res, route.id, failure));
+    const target = this.target(address, req, route, credential);
+    const rewrite = this.kinds.get(route.kind).gatewayRewrite?.(target.path, {
+      wsBase: address.form === 'host' ? this.urls.origin(route.id).replace(/^http/, 'ws') : this.urls.pathUrl(route.id, '', 'ws'),
+      query: credential.source === 'query' ? `?token=${encodeURIComponent(credential.token)}` : '',
+    });
+    if (rewrite) {
+      void this.buffered.forward(req, res, target, rewrite, (failure) => this.badGateway(res, route.id, failure));
+      return;
+    }
+    this.forwarder.http(req, res, target, (failure) => this.badGateway(res, route.id, failure));
   }
 
   private splice(address: SessionAddress, req: IncomingMessage, client: Duplex, head: Buffer, route: SessionRoute, credential: Credential): void {

@@ -4,6 +4,7 @@ import { BerthConfig, KindSettings } from '../config/berth-config';
 import { PersistentVolume, SESSION_HOME } from '../platform/container-platform';
 import { SessionKind } from '../sessions/session-status';
 import { SessionUrls } from '../sessions/session-urls';
+import { DISCOVERY_PATH, DiscoveryBase, rewriteDiscovery } from './devtools-discovery';
 import { KindProfile, KindUrls, SessionFacts } from './kind-profile';
 
 /** What a browser session is launched with; stored on the row (`options`) and handed to the agent. */
@@ -57,6 +58,10 @@ export class BrowserKind implements KindProfile {
   volumes(session: SessionFacts): PersistentVolume[] {
     if (!session.volume) return [];
     return [{ name: session.volume, mountPath: PROFILE_MOUNT, purpose: 'profile', sizeBytes: this.config.platform.volumeBytes }];
+  }
+
+  gatewayRewrite(upstreamPath: string, base: DiscoveryBase): ((body: Buffer) => Buffer) | null {
+    return DISCOVERY_PATH.test(upstreamPath) ? (body) => rewriteDiscovery(body, base) : null;
   }
 
   urls(session: SessionFacts, started: boolean, accessToken?: string): KindUrls {

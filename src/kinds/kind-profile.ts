@@ -1,6 +1,7 @@
 import { KindSettings } from '../config/berth-config';
 import { PersistentVolume } from '../platform/container-platform';
 import { SessionKind } from '../sessions/session-status';
+import { DiscoveryBase } from './devtools-discovery';
 
 /** The facts about a session a profile works from (a subset of the row). */
 export interface SessionFacts {
@@ -35,4 +36,9 @@ export interface KindProfile {
   volumes(session: SessionFacts): PersistentVolume[];
   /** `accessToken` is known only in the response that created it; URLs then carry it for one-click use. */
   urls(session: SessionFacts, started: boolean, accessToken?: string): KindUrls;
+  /**
+   * A response the gateway must rewrite before users see it (the browser's
+   * DevTools discovery documents name the agent's address); null: stream it.
+   */
+  gatewayRewrite?(upstreamPath: string, base: DiscoveryBase): ((body: Buffer) => Buffer) | null;
 }

@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager } from 'typeorm';
+import { rowsOf } from '../database/rows';
 import { ALLOWED_SOURCES, EndReason, FINAL_STATUSES, HOLDING_STATUSES, LIVE_STATUSES, SessionKind, SessionStatus, StopStatus } from './session-status';
 import { PlatformState, Session } from './session.entity';
 
@@ -401,11 +402,11 @@ export class SessionsRepository {
   /** One statement for every session that saw traffic (gateway) or a heartbeat since the last flush. */
   async recordActivity(ids: string[], source: 'gateway' | 'heartbeat' | 'launch'): Promise<Session[]> {
     if (ids.length === 0) return [];
-    const rows: Row[] = await this.dataSource.query(
+    const rows = rowsOf<Row>(await this.dataSource.query(
       `UPDATE sessions SET last_activity_at = now(), last_activity_source = $2
        WHERE id = ANY($1::uuid[]) AND status = ANY($3::varchar[]) RETURNING ${COLUMNS}`,
       [ids, source, LIVE_STATUSES],
-    );
+    ));
     return rows.map(toSession);
   }
 
@@ -436,8 +437,8 @@ export class SessionsRepository {
   async recordEventOnce(sessionId: string, type: string, data: Record<string, unknown>): Promise<boolean> {
     const rows: Row[] = await this.dataSource.query(
       `INSERT INTO session_events (session_id, tenant_id, type, actor, data)
-       SELECT id, tenant_id, $2, 'system', $3::jsonb FROM sessions
-       WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM session_events WHERE session_id = $1 AND type = $2 AND data = $3::jsonb)
+       SELECT id, tenant_id, $2::varchar, 'system', $3::jsonb FROM sessions
+       WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM session_events WHERE session_id = $1 AND type = $2::varchar AND data = $3::jsonb)
        RETURNING id`,
       [sessionId, type, JSON.stringify(data)],
     );
@@ -455,8 +456,8 @@ export class SessionsRepository {
          WHERE id = $1 AND tenant_id = $2 AND status = ANY($3::varchar[]) RETURNING ${COLUMNS}
        ), ev AS (
          INSERT INTO session_events (session_id, tenant_id, type, actor)
-         SELECT id, tenant_id, 'heartbeat', $4 FROM changed
-         WHERE NOT EXISTS (SELECT 1 FROM session_events e WHERE e.session_id = $1 AND e.type = 'heartbeat' AND e.actor = $4
+         SELECT id, tenant_id, 'heartbeat', $4::varchar FROM changed
+         WHERE NOT EXISTS (SELECT 1 FROM session_events e WHERE e.session_id = $1 AND e.type = 'heartbeat' AND e.actor = $4::varchar
                            AND e.created_at > now() - interval '60 seconds')
        )
        SELECT * FROM changed`,

@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
+import { rowsOf } from '../database/rows';
 import { DEFAULT_TENANT_ID } from '../../migrations/1795710000000-TenantsAndLifecycle';
 
 export { DEFAULT_TENANT_ID };
@@ -104,22 +105,22 @@ export class TenantsRepository {
   }
 
   async updateTenant(id: string, limits: { maxSessions?: number | null; maxSessionsPerOwner?: number | null }): Promise<Tenant | null> {
-    const rows: Row[] = await this.dataSource.query(
+    const rows = rowsOf<Row>(await this.dataSource.query(
       `UPDATE tenants SET
          max_sessions = CASE WHEN $2 THEN $3::int ELSE max_sessions END,
          max_sessions_per_owner = CASE WHEN $4 THEN $5::int ELSE max_sessions_per_owner END
        WHERE id = $1 RETURNING *`,
       [id, limits.maxSessions !== undefined, limits.maxSessions ?? null, limits.maxSessionsPerOwner !== undefined, limits.maxSessionsPerOwner ?? null],
-    );
+    ));
     return rows.length ? toTenant(rows[0]) : null;
   }
 
   /** Disables the tenant: its keys stop working (every replica drops them on the trigger's NOTIFY). */
   async disableTenant(id: string): Promise<Tenant | null> {
-    const rows: Row[] = await this.dataSource.query(
+    const rows = rowsOf<Row>(await this.dataSource.query(
       `UPDATE tenants SET disabled_at = COALESCE(disabled_at, now()) WHERE id = $1 RETURNING *`,
       [id],
-    );
+    ));
     return rows.length ? toTenant(rows[0]) : null;
   }
 
@@ -137,10 +138,10 @@ export class TenantsRepository {
   }
 
   async revokeKey(tenantId: string, keyId: string): Promise<ApiKey | null> {
-    const rows: Row[] = await this.dataSource.query(
+    const rows = rowsOf<Row>(await this.dataSource.query(
       `UPDATE api_keys SET revoked_at = COALESCE(revoked_at, now()) WHERE tenant_id = $1 AND id = $2 RETURNING *`,
       [tenantId, keyId],
-    );
+    ));
     return rows.length ? toKey(rows[0]) : null;
   }
 }

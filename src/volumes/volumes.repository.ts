@@ -3,6 +3,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { randomBytes } from 'node:crypto';
 import { DataSource } from 'typeorm';
 import { BerthConfig } from '../config/berth-config';
+import { rowsOf } from '../database/rows';
 import { HOLDING_STATUSES, SessionKind } from '../sessions/session-status';
 
 /** Storage that outlives sessions: a browser profile, or a terminal workspace (the home directory). */
@@ -83,12 +84,12 @@ export class VolumesRepository {
    * to remove, 'in-use', or null when there is no such volume in the tenant.
    */
   async delete(scope: VolumeScope, id: string): Promise<string | 'in-use' | null> {
-    const rows: Row[] = await this.dataSource.query(
+    const rows = rowsOf<Row>(await this.dataSource.query(
       `DELETE FROM volumes v WHERE v.id = $1 AND v.tenant_id = $2 AND v.kind = $3
          AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.volume = v.volume AND s.status = ANY($4::varchar[]))
        RETURNING v.volume`,
       [id, scope.tenantId, scope.kind, HOLDING_STATUSES],
-    );
+    ));
     if (rows.length) return rows[0].volume as string;
     const exists: Row[] = await this.dataSource.query(`SELECT 1 FROM volumes WHERE id = $1 AND tenant_id = $2 AND kind = $3`, [id, scope.tenantId, scope.kind]);
     return exists.length ? 'in-use' : null;

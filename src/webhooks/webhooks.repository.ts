@@ -61,8 +61,12 @@ export class WebhooksRepository {
    * dispatcher cheap however many endpoints there are.
    */
   async pending(limit: number): Promise<{ deliveries: PendingDelivery[]; position: number; last: number }> {
+    // A missing cursor (a restored or truncated database) starts at what exists now: history is not replayed.
+    await this.dataSource.query(
+      `INSERT INTO dispatch_cursors (name, position) SELECT 'webhooks', COALESCE(max(id), 0) FROM session_events ON CONFLICT (name) DO NOTHING`,
+    );
     const [cursor]: Row[] = await this.dataSource.query(`SELECT position FROM dispatch_cursors WHERE name = 'webhooks'`);
-    const position = Number(cursor?.position ?? 0);
+    const position = Number(cursor.position);
     const events: Row[] = await this.dataSource.query(`SELECT id FROM session_events WHERE id > $1 ORDER BY id LIMIT $2`, [position, limit]);
     if (!events.length) return { deliveries: [], position, last: position };
     const last = Number(events[events.length - 1].id);

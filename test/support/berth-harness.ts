@@ -34,6 +34,7 @@ const urls = serviceUrls();
 export const TEST_DATABASE_URL = urls.database;
 export const TEST_REDIS_URL = urls.redis;
 export const TERMINAL_IMAGE = process.env.TERMINAL_IMAGE ?? 'berth/terminal:latest';
+export const BROWSER_IMAGE = process.env.BROWSER_IMAGE ?? 'berth/browser:latest';
 
 export const docker = new Docker({ socketPath: '/var/run/docker.sock', version: 'v1.41' });
 
@@ -82,6 +83,7 @@ export async function startBerth(env: Record<string, string> = {}, roles: Roles 
     IDLE_TIMEOUT_MIN_SECONDS: '1',
     ACTIVITY_FLUSH_SECONDS: '0.2',
     TERMINAL_IMAGE,
+    BROWSER_IMAGE,
     HOST: '127.0.0.1',
     PORT: String(port),
     PUBLIC_URL: `http://127.0.0.1:${port}`,

@@ -6,9 +6,8 @@ import { buildTestImages, imageExists } from './test-images';
  * only checks that, and builds the tiny failure-path images.
  */
 export default async function globalSetup(): Promise<void> {
-  const image = process.env.TERMINAL_IMAGE ?? 'berth/terminal:latest';
-  if (!imageExists(image)) {
-    throw new Error(`Session image ${image} is missing: run scripts/build-images.sh (npm test does it for you).`);
+  for (const image of [process.env.TERMINAL_IMAGE ?? 'berth/terminal:latest', process.env.BROWSER_IMAGE ?? 'berth/browser:latest']) {
+    if (!imageExists(image)) throw new Error(`Session image ${image} is missing: run scripts/build-images.sh (npm test does it for you).`);
   }
   buildTestImages();
 }
