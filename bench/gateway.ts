@@ -63,6 +63,7 @@
  * Output: markdown on stdout, progress on stderr, JSON + markdown + the
  * gateway's log in bench/results/gateway-<time>.*.
  */
+import { DEFAULT_TENANT_ID } from '../migrations/1795710000000-TenantsAndLifecycle';
 import { ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { cpSync, createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -633,54 +634,26 @@ interface FakeSession {
 
 /**
  * Session rows as the worker leaves them once started: status started,
- * upstream_url, a known access token. Follows the schema it finds: the token
- * in session_access_tokens (or the older sessions.access_token_hash), and the
- * first tenant (the default one the migrations create) when sessions belong
- * to tenants.
+ * upstream_url, a known access token (in session_access_tokens), in the
+ * default tenant the migrations create.
  */
 async function insertSessions(count: number, upstreamUrl: string, hashToken: (token: string) => string): Promise<FakeSession[]> {
   const sessions = Array.from({ length: count }, () => ({ id: randomUUID(), token: randomBytes(32).toString('base64url') }));
   const client = new PgClient({ connectionString: DATABASE_URL });
   await client.connect();
   try {
-    const present = async (table: string, column?: string) =>
-      (
-        await client.query(
-          column
-            ? `SELECT 1 FROM information_schema.columns WHERE table_schema = 'public' AND table_name = $1 AND column_name = $2`
-            : `SELECT 1 FROM information_schema.tables WHERE table_schema = 'public' AND table_name = $1`,
-          column ? [table, column] : [table],
-        )
-      ).rowCount! > 0;
-    const tokenTable = await present('session_access_tokens');
-    const tenantId = (await present('sessions', 'tenant_id'))
-      ? ((await client.query(`SELECT id FROM tenants ORDER BY created_at LIMIT 1`)).rows[0]?.id as string | undefined)
-      : undefined;
-    if ((await present('sessions', 'tenant_id')) && !tenantId) throw new Error('sessions need a tenant and the tenants table is empty');
     for (let i = 0; i < sessions.length; i += 500) {
       const chunk = sessions.slice(i, i + 500);
       const ids = chunk.map((s) => s.id);
-      const hashes = chunk.map((s) => hashToken(s.token));
-      const callbackHashes = chunk.map(() => hashToken(randomBytes(32).toString('hex')));
-      const columns = ['id', 'kind', 'status', 'image', 'platform', 'upstream_url', 'callback_token_hash', 'expires_at', 'started_at'];
-      const values = ['id', `'terminal'`, `'started'`, `'bench/fake-upstream'`, `'docker'`, '$2', 'cb', `now() + interval '1 day'`, 'now()'];
-      const params: unknown[] = [ids, upstreamUrl, callbackHashes, hashes];
-      if (!tokenTable) {
-        columns.push('access_token_hash');
-        values.push('ah');
-      }
-      if (tenantId) {
-        columns.push('tenant_id');
-        values.push('$5::uuid');
-        params.push(tenantId);
-      }
       await client.query(
-        `INSERT INTO sessions (${columns.join(', ')}) SELECT ${values.join(', ')} FROM unnest($1::uuid[], $3::text[], $4::text[]) AS t(id, cb, ah)`,
-        params,
+        `INSERT INTO sessions (id, tenant_id, kind, status, image, platform, upstream_url, expires_at, started_at)
+         SELECT id, $3, 'terminal', 'started', 'bench/fake-upstream', 'docker', $2, now() + interval '1 day', now() FROM unnest($1::uuid[]) AS t(id)`,
+        [ids, upstreamUrl, DEFAULT_TENANT_ID],
       );
-      if (tokenTable) {
-        await client.query(`INSERT INTO session_access_tokens (token_hash, session_id) SELECT h, id FROM unnest($1::text[], $2::uuid[]) AS t(h, id)`, [hashes, ids]);
-      }
+      await client.query(`INSERT INTO session_access_tokens (token_hash, session_id) SELECT h, id FROM unnest($1::text[], $2::uuid[]) AS t(h, id)`, [
+        chunk.map((s) => hashToken(s.token)),
+        ids,
+      ]);
     }
   } finally {
     await client.end();

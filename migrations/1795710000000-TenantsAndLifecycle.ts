@@ -87,6 +87,8 @@ export class TenantsAndLifecycle1795710000000 implements MigrationInterface {
     await queryRunner.query(`ALTER TABLE "sessions" ADD COLUMN "stop_status" varchar(16)`);
     await queryRunner.query(`ALTER TABLE "sessions" ADD COLUMN "end_reason" varchar(32)`);
     await queryRunner.query(`ALTER TABLE "sessions" ADD COLUMN "removal_error" varchar(1024)`);
+    // Callback secrets are derived from BERTH_SECRET_KEY now (no plaintext in job payloads, none stored).
+    await queryRunner.query(`ALTER TABLE "sessions" DROP COLUMN "callback_token_hash"`);
     // When capacity let it start: the start timeout counts from here, not from the wait in line.
     await queryRunner.query(`ALTER TABLE "sessions" ADD COLUMN "admitted_at" timestamptz`);
     await queryRunner.query(`UPDATE "sessions" SET "admitted_at" = "created_at" WHERE "status" <> 'pending'`);
@@ -216,6 +218,7 @@ export class TenantsAndLifecycle1795710000000 implements MigrationInterface {
     for (const column of ['admitted_at', 'removal_error', 'end_reason', 'stop_status', 'last_activity_source', 'idle_timeout_seconds', 'reuse_key', 'workspace', 'owner']) {
       await queryRunner.query(`ALTER TABLE "sessions" DROP COLUMN "${column}"`);
     }
+    await queryRunner.query(`ALTER TABLE "sessions" ADD COLUMN "callback_token_hash" char(64) NOT NULL DEFAULT repeat('0', 64)`);
     await queryRunner.query(`ALTER TABLE "sessions" DROP CONSTRAINT "FK_sessions_tenant"`);
     await queryRunner.query(`ALTER TABLE "sessions" DROP COLUMN "tenant_id"`);
     await queryRunner.query(`DROP TABLE "api_keys"`);

@@ -89,6 +89,16 @@ done
 
 # --- Redis ---
 apt_install redis-server
+REDIS_DIR=${BERTH_REDIS_DIR:-/var/lib/berth/redis}
+# As BullMQ's documentation asks: never evict keys (noeviction) and persist
+# every write (append-only, fsync every second). Berth also rebuilds its jobs
+# from Postgres when the data is lost anyway.
+start_redis() {
+  $SUDO mkdir -p "$REDIS_DIR"
+  printf 'requirepass %s\n' "$REDIS_PASSWORD" | $SUDO redis-server - --daemonize yes --bind 127.0.0.1 --port 6379 \
+    --maxmemory-policy noeviction --appendonly yes --appendfsync everysec --save '' --dir "$REDIS_DIR" \
+    --logfile /var/log/redis-berth.log
+}
 redis_ping() { REDISCLI_AUTH="$REDIS_PASSWORD" redis-cli -p 6379 ping 2>/dev/null | grep -q PONG; }
 # Answers without a password (started by hand, or by an older version of this script)?
 redis_open() { redis-cli -p 6379 ping 2>/dev/null | grep -q PONG; }
@@ -99,10 +109,17 @@ if redis_open || ! redis_ping; then
     redis-cli -p 6379 CONFIG SET requirepass "$REDIS_PASSWORD" >/dev/null
   else
     log "starting Redis on 127.0.0.1:6379"
-    # BullMQ needs keys kept: noeviction, as its documentation requires.
-    printf 'requirepass %s\n' "$REDIS_PASSWORD" | $SUDO redis-server - --daemonize yes --bind 127.0.0.1 --port 6379 \
-      --maxmemory-policy noeviction --save '' --appendonly no --logfile /var/log/redis-berth.log
+    start_redis
   fi
+  wait_for "Redis" 40 redis_ping
+fi
+# A Redis started by an older version of this script does not persist: restart
+# it so it does (its jobs are rebuilt from Postgres by the worker).
+if [ "$(REDISCLI_AUTH="$REDIS_PASSWORD" redis-cli -p 6379 CONFIG GET appendonly 2>/dev/null | tail -n1)" != "yes" ]; then
+  log "restarting Redis with append-only persistence (in $REDIS_DIR)"
+  REDISCLI_AUTH="$REDIS_PASSWORD" redis-cli -p 6379 SHUTDOWN NOSAVE >/dev/null 2>&1 || true
+  for _ in $(seq 50); do redis_ping || break; sleep 0.1; done
+  start_redis
   wait_for "Redis" 40 redis_ping
 fi
 

@@ -2,7 +2,7 @@ import { IncomingMessage, Server, createServer } from 'node:http';
 import { AddressInfo } from 'node:net';
 import WebSocket, { WebSocketServer } from 'ws';
 import { SessionsRepository } from '../src/sessions/sessions.repository';
-import { upstreamSecret } from '../src/sessions/upstream-secret';
+import { upstreamSecret } from '../src/sessions/session-secrets';
 import { Berth, eventually, httpRequest, insertSession, resetDatabase, sleep, sql, startBerth, startGateway } from './support/berth-harness';
 import { testConfig } from './support/test-config';
 

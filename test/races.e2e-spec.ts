@@ -32,7 +32,7 @@ describe('concurrency: duplicate delivery and DELETE racing provisioning', () =>
     const workerB = await startBerth(shared, { api: false, worker: true });
     harnesses.push(workerA, workerB);
     const outcomes = await Promise.all(
-      [workerA, workerB, workerA, workerB].map((worker) => worker.app.get(SessionProvisioner).provision(body.id, job!.data.callbackToken)),
+      [workerA, workerB, workerA, workerB].map((worker) => worker.app.get(SessionProvisioner).provision(body.id)),
     );
     expect(outcomes.filter((outcome) => !['started', 'not-live'].includes(outcome))).toEqual([]);
 
@@ -86,7 +86,7 @@ describe('concurrency: duplicate delivery and DELETE racing provisioning', () =>
       deleted = await api(apiOnly.url, 'DELETE', `/api/v1/terminals/${body.id}`);
       return started;
     };
-    const outcome = await worker.app.get(SessionProvisioner).provision(body.id, job!.data.callbackToken);
+    const outcome = await worker.app.get(SessionProvisioner).provision(body.id);
     expect(deleted?.body.status).toBe('stopping');
     expect(outcome).toBe('ended-meanwhile');
     await eventually(async () => (await containersOf(apiOnly.instance, body.id)).length === 0, 15_000, 'no container');

@@ -1,6 +1,8 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { DomainException, ErrorCode } from '../common/domain.exception';
-import { tokenMatches } from '../common/tokens';
+import { hashToken, tokenMatches } from '../common/tokens';
+import { BerthConfig } from '../config/berth-config';
+import { callbackSecret } from '../sessions/session-secrets';
 import { SessionJobs } from '../provisioning/session-jobs.service';
 import { SessionSignals } from '../sessions/session-signals';
 import { SessionStatus } from '../sessions/session-status';
@@ -19,6 +21,7 @@ export class CallbacksService {
     private readonly sessions: SessionsRepository,
     private readonly jobs: SessionJobs,
     private readonly events: SessionSignals,
+    private readonly config: BerthConfig,
   ) {}
 
   /** The agent serves requests: `starting` becomes `started`. */
@@ -57,10 +60,9 @@ export class CallbacksService {
     return failed;
   }
 
+  /** The session's derived callback secret, compared in constant time; unknown sessions and wrong secrets look alike. */
   private async authenticate(sessionId: string, token: string | undefined): Promise<void> {
-    const hash = await this.sessions.findCallbackTokenHash(sessionId);
-    // Unknown session and wrong secret look the same, so callers learn nothing.
-    if (!token || !hash || !tokenMatches(token, hash)) {
+    if (!token || !tokenMatches(token, hashToken(callbackSecret(this.config, sessionId)))) {
       this.logger.warn({ msg: 'callback refused: bad credentials', sessionId });
       throw new DomainException(ErrorCode.CallbackUnauthorized, 'Missing or invalid callback credentials');
     }

@@ -3,6 +3,7 @@ import { BerthConfig } from '../config/berth-config';
 import { VolumesRepository } from '../volumes/volumes.repository';
 import { CONTAINER_PLATFORM, ContainerPlatform } from '../platform/container-platform';
 import { SessionProvisioner, refOf } from '../provisioning/session-provisioner.service';
+import { QueueReconciler } from './queue-reconciler';
 import { SessionStatus } from '../sessions/session-status';
 import { Session } from '../sessions/session.entity';
 import { SessionsRepository } from '../sessions/sessions.repository';
@@ -69,6 +70,7 @@ export class CleanupService {
     private readonly config: BerthConfig,
     private readonly volumes: VolumesRepository,
     private readonly provisioner: SessionProvisioner,
+    private readonly reconciler: QueueReconciler,
   ) {}
 
   async sweep(onProgress: (progress: SweepProgress) => Promise<void> | void = () => {}): Promise<SweepReport> {
@@ -105,6 +107,8 @@ export class CleanupService {
     report.volumesRemoved = await this.removeUnreferencedVolumes();
 
     await this.sessions.forgetIdempotencyKeys(IDEMPOTENCY_KEY_SECONDS);
+    // Postgres is the truth: every job a session needs exists in Redis.
+    await this.reconciler.reconcile('sweep');
     await onProgress({ phase: 'done', report });
     if (Object.values(report).some((count) => count > 0)) this.logger.log({ msg: 'cleanup sweep', ...report });
     return report;

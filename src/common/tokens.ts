@@ -33,7 +33,7 @@ export function tokenMatchesAny(token: string, hashes: readonly string[]): boole
  * worker compute the same value from BERTH_SECRET_KEY, and a database dump
  * reveals none of them. `purpose` keeps secrets for different uses apart.
  */
-export type DerivedSecretPurpose = 'session-upstream' | 'pool' | 'webhook';
+export type DerivedSecretPurpose = 'session-upstream' | 'callback' | 'pool' | 'webhook';
 
 export function deriveSecret(key: string, purpose: DerivedSecretPurpose, subject: string): string {
   return createHmac('sha256', key).update(`${purpose}:${subject}`, 'utf8').digest('base64url');

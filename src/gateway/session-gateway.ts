@@ -7,7 +7,7 @@ import { BerthConfig } from '../config/berth-config';
 import { SessionStatus } from '../sessions/session-status';
 import { SessionAddress, SessionUrls } from '../sessions/session-urls';
 import { SessionRoute, SessionsRepository } from '../sessions/sessions.repository';
-import { UPSTREAM_SECRET_HEADER, upstreamSecret } from '../sessions/upstream-secret';
+import { UPSTREAM_SECRET_HEADER, upstreamSecret } from '../sessions/session-secrets';
 import { KindProfiles } from '../kinds/kind-profiles';
 import { ActivityRecorder } from './activity-recorder';
 import { BufferedForwarder } from './buffered-forwarder';

@@ -26,16 +26,8 @@ export enum JobName {
 }
 
 export interface JobPayloads {
-  [JobName.ProvisionSession]: {
-    sessionId: string;
-    /**
-     * The container's callback secret. Only its hash is in Postgres; the
-     * plaintext lives in Redis just until the container has it (the job is
-     * removed on completion), and a re-delivered job hands the same secret to
-     * an adopted container.
-     */
-    callbackToken: string;
-  };
+  /** No secret in it: the container's callback secret is derived from BERTH_SECRET_KEY, so a lost job is rebuilt from the id. */
+  [JobName.ProvisionSession]: { sessionId: string };
   [JobName.TeardownSession]: { sessionId: string };
   [JobName.ExpireSession]: { sessionId: string };
   [JobName.CleanupSweep]: Record<string, never>;
@@ -54,3 +46,16 @@ export interface JobPayloads {
 export const jobId = (name: JobName, subject: string): string => `${name}-${subject}`;
 
 export const CLEANUP_SCHEDULER_ID = 'cleanup-sweep';
+
+/**
+ * How every worker holds its jobs. BullMQ's defaults (a 30 s lock, checked
+ * every 30 s, a job failed after one stall) left a crashed worker's
+ * provisioning jobs unclaimed for up to a minute and then failed them. Here a
+ * job's lock is renewed every 3 s and lapses 6 s after its worker dies;
+ * every worker looks for lapsed locks every 3 s, so another worker resumes
+ * the job within ~9 s. The price: one Redis round trip per active job every
+ * 3 s, and a worker whose event loop stalls for 6 s gets its jobs delivered
+ * twice (every job is idempotent). A job is failed only after 20 such
+ * stalls: a session fails for a reason of its own, not because workers died.
+ */
+export const WORKER_LOCKS = { lockDuration: 6000, stalledInterval: 3000, maxStalledCount: 20 } as const;

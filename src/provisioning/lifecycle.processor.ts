@@ -3,7 +3,7 @@ import { BeforeApplicationShutdown, OnApplicationBootstrap } from '@nestjs/commo
 import { DelayedError, Job } from 'bullmq';
 import { BerthConfig } from '../config/berth-config';
 import { CleanupService } from '../cleanup/cleanup.service';
-import { JobName, JobPayloads, QueueName } from './jobs';
+import { JobName, JobPayloads, QueueName, WORKER_LOCKS } from './jobs';
 import { SessionProvisioner, TimerOutcome } from './session-provisioner.service';
 
 type LifecycleJob =
@@ -18,7 +18,7 @@ type LifecycleJob =
  * Teardown, the session timers (TTL, idle, expiring-soon), volume removal and
  * the periodic cleanup sweep: short jobs that must not wait behind provisioning.
  */
-@Processor(QueueName.Lifecycle)
+@Processor(QueueName.Lifecycle, WORKER_LOCKS)
 export class LifecycleProcessor extends WorkerHost implements OnApplicationBootstrap, BeforeApplicationShutdown {
   constructor(
     private readonly provisioner: SessionProvisioner,

@@ -3,7 +3,7 @@ import { BeforeApplicationShutdown, Logger, OnApplicationBootstrap } from '@nest
 import { DelayedError, Job, UnrecoverableError } from 'bullmq';
 import { BerthConfig } from '../config/berth-config';
 import { PlatformError } from '../platform/container-platform';
-import { JobName, JobPayloads, QueueName } from './jobs';
+import { JobName, JobPayloads, QueueName, WORKER_LOCKS } from './jobs';
 import { ProvisioningInterrupted, SessionProvisioner } from './session-provisioner.service';
 
 type ProvisionJob = Job<JobPayloads[JobName.ProvisionSession], unknown, JobName.ProvisionSession>;
@@ -12,7 +12,7 @@ type ProvisionJob = Job<JobPayloads[JobName.ProvisionSession], unknown, JobName.
 const QUEUED_RECHECK_MS = 5000;
 
 /** Thin: BullMQ plumbing around SessionProvisioner.provision. */
-@Processor(QueueName.Provisioning)
+@Processor(QueueName.Provisioning, WORKER_LOCKS)
 export class ProvisionProcessor extends WorkerHost implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly logger = new Logger(ProvisionProcessor.name);
 
@@ -38,9 +38,9 @@ export class ProvisionProcessor extends WorkerHost implements OnApplicationBoots
   }
 
   async process(job: ProvisionJob, token?: string): Promise<string> {
-    const { sessionId, callbackToken } = job.data;
+    const { sessionId } = job.data;
     try {
-      const outcome = await this.provisioner.provision(sessionId, callbackToken, (step) => job.updateProgress({ step }));
+      const outcome = await this.provisioner.provision(sessionId, (step) => job.updateProgress({ step }));
       if (outcome === 'queued' && token) {
         // No capacity yet: wait without spending an attempt. A session ending
         // promotes this job at once; the delay is only the fallback.

@@ -1,6 +1,7 @@
 import { Module } from '@nestjs/common';
 import { CleanupScheduler } from '../cleanup/cleanup.scheduler';
 import { CleanupService } from '../cleanup/cleanup.service';
+import { QueueReconciler } from '../cleanup/queue-reconciler';
 import { KindsModule } from '../kinds/kinds.module';
 import { VolumesModule } from '../volumes/volumes.module';
 import { PlatformModule } from '../platform/platform.module';
@@ -13,7 +14,7 @@ import { SessionProvisioner } from './session-provisioner.service';
 /** Everything the worker runs: the BullMQ processors and the cleanup schedule. */
 @Module({
   imports: [SessionsModule, QueuesModule, PlatformModule, KindsModule, VolumesModule],
-  providers: [SessionProvisioner, CleanupService, CleanupScheduler, ProvisionProcessor, LifecycleProcessor],
+  providers: [SessionProvisioner, CleanupService, CleanupScheduler, QueueReconciler, ProvisionProcessor, LifecycleProcessor],
   exports: [SessionProvisioner, CleanupService],
 })
 export class ProvisioningWorkerModule {}

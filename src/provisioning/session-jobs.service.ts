@@ -4,7 +4,7 @@ import { JobsOptions, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { DomainException, ErrorCode } from '../common/domain.exception';
 import { BerthConfig } from '../config/berth-config';
-import { JobName, JobPayloads, QueueName, jobId } from './jobs';
+import { CLEANUP_SCHEDULER_ID, JobName, JobPayloads, QueueName, jobId } from './jobs';
 
 /** How long an enqueue may take before the request gives up with 503. */
 const ENQUEUE_TIMEOUT_MS = 2000;
@@ -23,7 +23,6 @@ export class SessionJobs {
     const { attempts, backoffMs } = this.config.provisioning;
     await this.add(this.provisioning, JobName.ProvisionSession, payload, {
       jobId: jobId(JobName.ProvisionSession, payload.sessionId),
-      // The payload holds a secret: keep it in Redis no longer than needed.
       removeOnComplete: true,
       removeOnFail: true,
       attempts,
@@ -74,6 +73,18 @@ export class SessionJobs {
       return;
     }
     await this.add(this.lifecycle, name, { sessionId }, { jobId: id, delay, removeOnComplete: true, attempts: 5, backoff: { type: 'exponential', delay: 1000 } });
+  }
+
+  /**
+   * The repeatable cleanup sweep. Upsert: every worker may call this; BullMQ
+   * keeps a single schedule, and a changed interval replaces the old one.
+   */
+  async scheduleSweep(everyMs: number): Promise<void> {
+    await this.lifecycle.upsertJobScheduler(
+      CLEANUP_SCHEDULER_ID,
+      { every: everyMs },
+      { name: JobName.CleanupSweep, data: {}, opts: { removeOnComplete: { count: 100 }, removeOnFail: { count: 100 } } },
+    );
   }
 
   /** One event for one endpoint; the id makes a second dispatch of the same pair a no-op. */

@@ -7,7 +7,7 @@ import { SessionSignals } from '../sessions/session-signals';
 import { EndReason, SessionStatus } from '../sessions/session-status';
 import { Session } from '../sessions/session.entity';
 import { SessionsRepository } from '../sessions/sessions.repository';
-import { upstreamSecret } from '../sessions/upstream-secret';
+import { callbackSecret, upstreamSecret } from '../sessions/session-secrets';
 import { SessionJobs } from './session-jobs.service';
 
 /** How often a provisioning job checks on a container that has not reported ready yet (woken sooner by the change feed). */
@@ -60,7 +60,7 @@ export class SessionProvisioner {
    * job is retried); permanent failures end the session as `failed` here.
    * 'queued': no capacity yet; the processor puts the job back until a slot frees.
    */
-  async provision(sessionId: string, callbackToken: string, progress: (step: ProvisionStep) => Promise<void> = async () => {}): Promise<ProvisionOutcome> {
+  async provision(sessionId: string, progress: (step: ProvisionStep) => Promise<void> = async () => {}): Promise<ProvisionOutcome> {
     const admitted = await this.sessions.admit(sessionId, this.config.sessions.maxRunning);
     if (admitted === 'queued') {
       const current = await this.sessions.findById(sessionId);
@@ -77,7 +77,7 @@ export class SessionProvisioner {
 
     let started;
     try {
-      const spec = await this.specFor(session, callbackToken);
+      const spec = await this.specFor(session);
       // Known before the container exists, so recorded before it can call back.
       const upstreamUrl = this.platform.upstreamUrlFor(spec);
       if (upstreamUrl) await this.sessions.recordUpstream(sessionId, upstreamUrl);
@@ -273,7 +273,7 @@ export class SessionProvisioner {
    * grace, volumes, its agent's options), the agent's common environment
    * (docs/SESSION-CONTAINERS.md) and, on a shared host network, its port.
    */
-  private async specFor(session: Session, callbackToken: string): Promise<SessionContainerSpec> {
+  private async specFor(session: Session): Promise<SessionContainerSpec> {
     const kind = this.kinds.get(session.kind);
     const hostPort = this.platform.requiresHostPort ? await this.sessions.assignHostPort(session.id, this.config.platform.docker.portRange) : undefined;
     return {
@@ -288,7 +288,7 @@ export class SessionProvisioner {
         ...kind.agentEnv(session),
         BERTH_SESSION_ID: session.id,
         BERTH_CALLBACK_URL: this.config.callbackUrl,
-        BERTH_CALLBACK_TOKEN: callbackToken,
+        BERTH_CALLBACK_TOKEN: callbackSecret(this.config, session.id),
         // The agent only checks the gateway's secret against this hash; users'
         // tokens never reach the container.
         BERTH_SECRET_SHA256: hashToken(upstreamSecret(this.config, session.id)),

@@ -5,7 +5,7 @@ import { DomainException, ErrorCode } from '../common/domain.exception';
 import { BerthConfig } from '../config/berth-config';
 import { SessionStatus } from './session-status';
 import { Session } from './session.entity';
-import { UPSTREAM_SECRET_HEADER, upstreamSecret } from './upstream-secret';
+import { UPSTREAM_SECRET_HEADER, upstreamSecret } from './session-secrets';
 
 export interface AgentRequest {
   method: Dispatcher.HttpMethod;

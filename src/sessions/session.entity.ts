@@ -50,9 +50,6 @@ export class Session {
   @Column({ name: 'error_message', type: 'varchar', length: 1024, nullable: true })
   errorMessage: string | null;
 
-  /** sha256 of the secret the container presents on callbacks. (Access tokens: session_access_tokens.) */
-  @Column({ name: 'callback_token_hash', type: 'char', length: 64, select: false })
-  callbackTokenHash: string;
 
   /** What the session's kind was launched with (browser: start_url, headless, viewport, view_only). */
   @Column({ type: 'jsonb', default: () => "'{}'::jsonb" })

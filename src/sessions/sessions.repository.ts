@@ -11,7 +11,6 @@ export interface NewSession {
   image: string;
   platform: string;
   ttlSeconds: number;
-  callbackTokenHash: string;
   accessTokenHash: string;
   options: Record<string, unknown>;
   owner: string | null;
@@ -135,15 +134,15 @@ export class SessionsRepository {
         await this.checkQuotas(manager, input, quotas);
         const rows: Row[] = await manager.query(
           `WITH created AS (
-             INSERT INTO sessions (tenant_id, kind, status, image, platform, callback_token_hash, options, owner, workspace,
+             INSERT INTO sessions (tenant_id, kind, status, image, platform, options, owner, workspace,
                                    profile, volume, reuse_key, idle_timeout_seconds, expires_at)
-             VALUES ($1, $2, 'pending', $3, $4, $5, $6::jsonb, $7, $8, $9, $10, $11, $12, now() + make_interval(secs => $13))
+             VALUES ($1, $2, 'pending', $3, $4, $5::jsonb, $6, $7, $8, $9, $10, $11, now() + make_interval(secs => $12))
              RETURNING ${COLUMNS}
            ), token AS (
-             INSERT INTO session_access_tokens (token_hash, session_id) SELECT $14, id FROM created
+             INSERT INTO session_access_tokens (token_hash, session_id) SELECT $13, id FROM created
            ), ev AS (
              INSERT INTO session_events (session_id, tenant_id, type, actor, data)
-             SELECT id, tenant_id, 'created', $15, jsonb_build_object('kind', kind, 'owner', owner, 'expires_at', expires_at) FROM created
+             SELECT id, tenant_id, 'created', $14, jsonb_build_object('kind', kind, 'owner', owner, 'expires_at', expires_at) FROM created
            )
            SELECT * FROM created`,
           [
@@ -151,7 +150,6 @@ export class SessionsRepository {
             input.kind,
             input.image,
             input.platform,
-            input.callbackTokenHash,
             JSON.stringify(input.options),
             input.owner,
             input.workspace,
@@ -244,11 +242,6 @@ export class SessionsRepository {
       scope.kind ?? null,
       scope.tenantId ?? null,
     ]);
-  }
-
-  async findCallbackTokenHash(id: string): Promise<string | null> {
-    const rows: Row[] = await this.dataSource.query(`SELECT callback_token_hash FROM sessions WHERE id = $1`, [id]);
-    return rows.length ? (rows[0].callback_token_hash as string) : null;
   }
 
   async list(query: ListQuery): Promise<{ items: Session[]; total: number }> {
@@ -601,6 +594,11 @@ export class SessionsRepository {
       [startTimeoutSeconds, message],
     );
     return rows.map(toSession);
+  }
+
+  /** Every session some job should exist for (Redis is rebuilt from these). */
+  async needingJobs(): Promise<Session[]> {
+    return this.findWhere(`status = ANY($1::varchar[])`, [HOLDING_STATUSES]);
   }
 
   /** Sessions whose container should be running: what the sweep checks against the platform. */

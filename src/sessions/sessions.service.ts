@@ -103,7 +103,6 @@ export class SessionsService {
     }
 
     const accessToken = generateToken();
-    const callbackToken = generateToken();
     let session: Session;
     try {
       session = await this.sessions.create(
@@ -113,7 +112,6 @@ export class SessionsService {
           image: settings.image,
           platform: this.config.platform.kind,
           ttlSeconds: request.ttlSeconds ?? settings.ttlSeconds,
-          callbackTokenHash: hashToken(callbackToken),
           accessTokenHash: hashToken(accessToken),
           options: request.options ?? {},
           owner,
@@ -140,7 +138,7 @@ export class SessionsService {
       return this.afterConflict(error, principal, kind, request, owner, storage, volume, requestHash);
     }
     try {
-      await this.jobs.provision({ sessionId: session.id, callbackToken });
+      await this.jobs.provision({ sessionId: session.id });
     } catch (error) {
       await this.abandon(session.id);
       throw error;

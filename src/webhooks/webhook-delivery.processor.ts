@@ -4,7 +4,7 @@ import { Job, UnrecoverableError } from 'bullmq';
 import { request } from 'undici';
 import { deriveSecret } from '../common/tokens';
 import { BerthConfig } from '../config/berth-config';
-import { JobName, JobPayloads, QueueName } from '../provisioning/jobs';
+import { JobName, JobPayloads, QueueName, WORKER_LOCKS } from '../provisioning/jobs';
 import { eventBody } from '../sessions/session-event-stream';
 import { signatureHeader } from './webhook-signature';
 import { WebhookUrlPolicy } from './webhook-url-policy';
@@ -18,7 +18,7 @@ const DELIVERY_TIMEOUT_MS = 10_000;
  * endpoint or event that no longer exists, or a URL that now resolves to a
  * forbidden address, is given up at once.
  */
-@Processor(QueueName.Webhooks, { concurrency: 16 })
+@Processor(QueueName.Webhooks, { ...WORKER_LOCKS, concurrency: 16 })
 export class WebhookDeliveryProcessor extends WorkerHost implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly logger = new Logger(WebhookDeliveryProcessor.name);
 

@@ -195,18 +195,11 @@ export async function insertSession(options: { upstreamUrl: string | null; statu
     const token = randomBytes(32).toString('base64url');
     const rows: { id: string }[] = await dataSource.query(
       `WITH created AS (
-         INSERT INTO sessions (tenant_id, kind, status, image, platform, upstream_url, callback_token_hash, expires_at, started_at)
-         VALUES ($6, $1, $2, 'test/fake-upstream', 'docker', $3, $4, now() + interval '1 hour', now()) RETURNING id
-       ), token AS (INSERT INTO session_access_tokens (token_hash, session_id) SELECT $5, id FROM created)
+         INSERT INTO sessions (tenant_id, kind, status, image, platform, upstream_url, expires_at, started_at)
+         VALUES ($5, $1, $2, 'test/fake-upstream', 'docker', $3, now() + interval '1 hour', now()) RETURNING id
+       ), token AS (INSERT INTO session_access_tokens (token_hash, session_id) SELECT $4, id FROM created)
        SELECT id FROM created`,
-      [
-        options.kind ?? 'terminal',
-        options.status ?? 'started',
-        options.upstreamUrl,
-        hashToken(randomBytes(32).toString('hex')),
-        hashToken(token),
-        options.tenantId ?? DEFAULT_TENANT_ID,
-      ],
+      [options.kind ?? 'terminal', options.status ?? 'started', options.upstreamUrl, hashToken(token), options.tenantId ?? DEFAULT_TENANT_ID],
     );
     return { id: rows[0].id, token };
   } finally {

@@ -11,5 +11,15 @@ export function upstreamSecret(config: BerthConfig, sessionId: string): string {
   return deriveSecret(config.secretKey, 'session-upstream', sessionId.toLowerCase());
 }
 
+/**
+ * The secret a session's container presents on callbacks. Derived too, so
+ * no job payload (Redis) ever holds it and a provisioning job lost with
+ * Redis can be rebuilt from Postgres alone, handing an adopted container the
+ * same secret it already has.
+ */
+export function callbackSecret(config: BerthConfig, sessionId: string): string {
+  return deriveSecret(config.secretKey, 'callback', sessionId.toLowerCase());
+}
+
 /** The header the agent checks (docs/SESSION-CONTAINERS.md). */
 export const UPSTREAM_SECRET_HEADER = 'x-berth-secret';

@@ -1,0 +1,137 @@
+import { InjectQueue } from '@nestjs/bullmq';
+import { Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
+import { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { BerthConfig } from '../config/berth-config';
+import { CLEANUP_SCHEDULER_ID, JobName, QueueName, jobId } from '../provisioning/jobs';
+import { SessionJobs } from '../provisioning/session-jobs.service';
+import { idleDeadline, nextDeadline } from '../provisioning/session-provisioner.service';
+import { SessionStatus } from '../sessions/session-status';
+import { Session } from '../sessions/session.entity';
+import { SessionsRepository } from '../sessions/sessions.repository';
+
+/** How often a worker checks that Redis still holds its schedule (a flush or an empty restart loses it). */
+const SENTINEL_CHECK_MS = 3000;
+
+export interface ReconcileReport {
+  sessions: number;
+  jobsAdded: number;
+}
+
+/**
+ * Postgres is the truth; Redis only holds work that can be rebuilt from it.
+ * Makes Redis agree with Postgres: the repeatable sweep is scheduled, every
+ * session that needs a job has one (provisioning for pending and starting,
+ * the TTL for every live one, idle and expiring-soon for started ones,
+ * teardown for stopping ones). Runs when a worker starts, whenever its Redis
+ * connection comes back, whenever the schedule is found missing (Redis
+ * flushed or restarted empty), and on every sweep. Idempotent (jobs have
+ * deterministic ids; existing ones are left alone) and cheap: one query and
+ * one pipelined existence check for all sessions, then adds only what is
+ * missing. Several workers may run it at once.
+ */
+@Injectable()
+export class QueueReconciler implements OnApplicationBootstrap, OnApplicationShutdown {
+  private readonly logger = new Logger(QueueReconciler.name);
+  private timer: NodeJS.Timeout | null = null;
+  private running: Promise<ReconcileReport> | null = null;
+  private closed = false;
+
+  constructor(
+    @InjectQueue(QueueName.Provisioning) private readonly provisioning: Queue,
+    @InjectQueue(QueueName.Lifecycle) private readonly lifecycle: Queue,
+    private readonly sessions: SessionsRepository,
+    private readonly jobs: SessionJobs,
+    private readonly config: BerthConfig,
+  ) {}
+
+  async onApplicationBootstrap(): Promise<void> {
+    this.reconcileSoon('worker started');
+    const client = await this.lifecycle.client;
+    // ioredis emits `ready` on every reconnection: whatever Redis lost meanwhile is rebuilt.
+    client.on('ready', () => this.reconcileSoon('Redis connection back'));
+    this.timer = setInterval(() => void this.checkSentinel(), SENTINEL_CHECK_MS);
+    this.timer.unref();
+  }
+
+  onApplicationShutdown(): void {
+    this.closed = true;
+    if (this.timer) clearInterval(this.timer);
+  }
+
+  /** Runs a reconciliation (or joins the one in progress); errors are logged, the next trigger retries. */
+  reconcileSoon(reason: string): void {
+    void this.reconcile(reason).catch((error: Error) => this.logger.warn({ msg: 'reconciliation failed; retried on the next trigger', reason, error: error.message }));
+  }
+
+  async reconcile(reason: string): Promise<ReconcileReport> {
+    if (this.closed) return { sessions: 0, jobsAdded: 0 };
+    if (!this.running) {
+      this.running = this.run().finally(() => (this.running = null));
+    }
+    const report = await this.running;
+    if (report.jobsAdded > 0) this.logger.log({ msg: 'Redis reconciled with Postgres', reason, ...report });
+    return report;
+  }
+
+  private async checkSentinel(): Promise<void> {
+    try {
+      if (!(await this.lifecycle.getJobScheduler(CLEANUP_SCHEDULER_ID))) this.reconcileSoon('the sweep schedule was missing from Redis');
+    } catch {
+      // Redis unreachable: the connection's `ready` will trigger a run when it is back.
+    }
+  }
+
+  private async run(): Promise<ReconcileReport> {
+    await this.jobs.scheduleSweep(this.config.sessions.cleanupIntervalMs);
+    const sessions = await this.sessions.needingJobs();
+    const wanted: { queue: Queue; name: JobName; sessionId: string; at?: Date }[] = [];
+    for (const session of sessions) {
+      if (session.status === SessionStatus.Pending || session.status === SessionStatus.Starting) {
+        wanted.push({ queue: this.provisioning, name: JobName.ProvisionSession, sessionId: session.id });
+      }
+      if (session.status === SessionStatus.Stopping) {
+        wanted.push({ queue: this.lifecycle, name: JobName.TeardownSession, sessionId: session.id });
+        continue;
+      }
+      wanted.push({ queue: this.lifecycle, name: JobName.ExpireSession, sessionId: session.id, at: session.expiresAt });
+      if (session.status === SessionStatus.Started) {
+        const idle = idleDeadline(session);
+        if (idle) wanted.push({ queue: this.lifecycle, name: JobName.IdleCheck, sessionId: session.id, at: idle });
+        wanted.push({ queue: this.lifecycle, name: JobName.DeadlineWarning, sessionId: session.id, at: warningTime(session, this.config) });
+      }
+    }
+    const missing = await this.missing(wanted);
+    for (const job of missing) {
+      if (job.name === JobName.ProvisionSession) await this.jobs.provision({ sessionId: job.sessionId });
+      else if (job.name === JobName.TeardownSession) await this.jobs.teardown(job.sessionId);
+      else if (job.name === JobName.ExpireSession) await this.jobs.scheduleExpiry(job.sessionId, job.at!);
+      else if (job.name === JobName.IdleCheck) await this.jobs.scheduleIdleCheck(job.sessionId, job.at!);
+      else if (job.name === JobName.DeadlineWarning) await this.jobs.scheduleDeadlineWarning(job.sessionId, job.at!);
+    }
+    return { sessions: sessions.length, jobsAdded: missing.length };
+  }
+
+  /** The wanted jobs Redis does not hold, found with one pipelined EXISTS per queue. */
+  private async missing<T extends { queue: Queue; name: JobName; sessionId: string }>(wanted: T[]): Promise<T[]> {
+    if (wanted.length === 0) return [];
+    const out: T[] = [];
+    for (const queue of [this.provisioning, this.lifecycle]) {
+      const mine = wanted.filter((job) => job.queue === queue);
+      if (mine.length === 0) continue;
+      const client = (await queue.client) as unknown as Redis;
+      const pipeline = client.pipeline();
+      for (const job of mine) pipeline.exists(queue.toKey(jobId(job.name, job.sessionId)));
+      const results = (await pipeline.exec()) ?? [];
+      mine.forEach((job, i) => {
+        const [error, exists] = results[i] ?? [null, 0];
+        if (!error && exists === 0) out.push(job);
+      });
+    }
+    return out;
+  }
+}
+
+function warningTime(session: Session, config: BerthConfig): Date {
+  return new Date(nextDeadline(session).at.getTime() - config.sessions.expiringSoonSeconds * 1000);
+}
