@@ -3,6 +3,8 @@ import { BeforeApplicationShutdown, OnApplicationBootstrap } from '@nestjs/commo
 import { DelayedError, Job } from 'bullmq';
 import { BerthConfig } from '../config/berth-config';
 import { CleanupService } from '../cleanup/cleanup.service';
+import { isDependencyUnavailable } from '../common/dependency-errors';
+import { PlatformError } from '../platform/container-platform';
 import { JobName, JobPayloads, QueueName, WORKER_LOCKS } from './jobs';
 import { SessionProvisioner, TimerOutcome } from './session-provisioner.service';
 
@@ -13,6 +15,9 @@ type LifecycleJob =
   | Job<JobPayloads[JobName.DeadlineWarning], unknown, JobName.DeadlineWarning>
   | Job<JobPayloads[JobName.CleanupSweep], unknown, JobName.CleanupSweep>
   | Job<JobPayloads[JobName.RemoveVolume], unknown, JobName.RemoveVolume>;
+
+/** While Postgres is unreachable a job is tried again this often, without spending an attempt. */
+const DEPENDENCY_RETRY_MS = 1000;
 
 /**
  * Teardown, the session timers (TTL, idle, expiring-soon), volume removal and
@@ -38,6 +43,23 @@ export class LifecycleProcessor extends WorkerHost implements OnApplicationBoots
   }
 
   async process(job: LifecycleJob, token?: string): Promise<unknown> {
+    try {
+      return await this.run(job, token);
+    } catch (error) {
+      // Postgres (or Redis) unreachable is nobody's fault but the outage's: try
+      // again shortly, as often as it takes, without spending an attempt. Spent
+      // attempts left a TTL job failed after ~15 s of outage, and a failed job
+      // is never rebuilt from Postgres: the session outlived its deadline until
+      // the next sweep. (The repeatable sweep just runs again on schedule.)
+      if (token && job.name !== JobName.CleanupSweep && isDependencyUnavailable(error) && !(error instanceof PlatformError)) {
+        await job.moveToDelayed(Date.now() + DEPENDENCY_RETRY_MS, token);
+        throw new DelayedError();
+      }
+      throw error;
+    }
+  }
+
+  private async run(job: LifecycleJob, token: string | undefined): Promise<unknown> {
     switch (job.name) {
       case JobName.TeardownSession:
         return this.provisioner.teardown(job.data.sessionId);

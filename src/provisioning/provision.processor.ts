@@ -3,6 +3,7 @@ import { BeforeApplicationShutdown, Logger, OnApplicationBootstrap } from '@nest
 import { DelayedError, Job, UnrecoverableError } from 'bullmq';
 import { BerthConfig } from '../config/berth-config';
 import { PlatformError } from '../platform/container-platform';
+import { isDependencyUnavailable } from '../common/dependency-errors';
 import { JobName, JobPayloads, QueueName, WORKER_LOCKS } from './jobs';
 import { ProvisioningInterrupted, SessionProvisioner } from './session-provisioner.service';
 
@@ -10,6 +11,9 @@ type ProvisionJob = Job<JobPayloads[JobName.ProvisionSession], unknown, JobName.
 
 /** A session waiting for capacity checks again this often even if no ending session wakes it. */
 const QUEUED_RECHECK_MS = 5000;
+
+/** While Postgres is unreachable a provisioning job is tried again this often, without spending an attempt. */
+const DEPENDENCY_RETRY_MS = 1000;
 
 /** Thin: BullMQ plumbing around SessionProvisioner.provision. */
 @Processor(QueueName.Provisioning, WORKER_LOCKS)
@@ -54,6 +58,14 @@ export class ProvisionProcessor extends WorkerHost implements OnApplicationBoots
         // Back to the queue without spending an attempt.
         this.logger.log({ msg: 'provisioning handed back to the queue for another worker', sessionId });
         await job.moveToDelayed(Date.now() + 500, token);
+        throw new DelayedError();
+      }
+      if (token && isDependencyUnavailable(error) && !(error instanceof PlatformError)) {
+        // Postgres unreachable: not the session's fault. Spending attempts on it
+        // failed provisioning after ~15 s of outage (PROVISION_ATTEMPTS with
+        // backoff); now the job waits the outage out, and the start timeout
+        // still bounds how long the session may take.
+        await job.moveToDelayed(Date.now() + DEPENDENCY_RETRY_MS, token);
         throw new DelayedError();
       }
       const message = (error as Error).message;
