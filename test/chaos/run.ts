@@ -93,7 +93,8 @@ function machine(): Record<string, string> {
     docker: sh('dockerd', ['--version']),
     postgres: sh('psql', ['--version']),
     redis: sh('redis-server', ['--version']).split(' ').slice(0, 3).join(' '),
-    commit: `${commit}${dirty && dirty !== '?' ? ' (with uncommitted changes in src/ or migrations/)' : ''}`,
+    // BERTH_CHAOS_COMMIT: what BERTH_CHAOS_DIST was built from, when the run uses another build than this checkout's.
+    commit: process.env.BERTH_CHAOS_COMMIT ?? `${commit}${dirty && dirty !== '?' ? ' (with uncommitted changes in src/ or migrations/)' : ''}`,
   };
 }
 
@@ -210,7 +211,8 @@ async function main(): Promise<void> {
       () => chaos.killTogether([api2, worker1], { downMs: 2000, midProvision: true }),
       () => chaos.restartDocker({ signal: 'SIGTERM', downMs: 2000 }),
       () => chaos.flushRedis(),
-      () => chaos.restartPostgres({ mode: 'immediate', downMs: 5000 }),
+      // Longer than a job's retries with backoff (~15 s): jobs must wait the outage out.
+      () => chaos.restartPostgres({ mode: 'immediate', downMs: 20_000 }),
       () => chaos.kill(worker2, { signal: 'SIGTERM', downMs: 1000, midProvision: true }),
       () => chaos.restartDocker({ signal: 'SIGKILL', downMs: 2000 }),
     ];
