@@ -31,6 +31,7 @@ interface Args {
   startTimeoutSeconds: number;
   report: string | null;
   logs: string;
+  faultEvery: number;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -42,6 +43,7 @@ function parseArgs(argv: string[]): Args {
     startTimeoutSeconds: 60,
     report: join(__dirname, '..', '..', 'docs', 'RELIABILITY.md'),
     logs: `/var/tmp/berth-chaos-${stamp}`,
+    faultEvery: 20,
   };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
@@ -57,16 +59,19 @@ function parseArgs(argv: string[]): Args {
     else if (flag === '--report') args.report = value();
     else if (flag === '--no-report') args.report = null;
     else if (flag === '--logs') args.logs = value();
+    else if (flag === '--fault-every') args.faultEvery = Number(value());
     else if (flag === '--help' || flag === '-h') {
       console.log(
-        'npm run chaos -- [--duration SECONDS (300)] [--rate LAUNCHES_PER_SECOND (2)] [--cleanup-interval MINUTES (1)]\n' +
-          '                 [--start-timeout SECONDS (60)] [--report FILE (docs/RELIABILITY.md) | --no-report] [--logs DIR]',
+        'npm run chaos -- [--duration SECONDS (300)] [--rate LAUNCHES_PER_SECOND (2)] [--fault-every SECONDS (20)]\n' +
+          '                 [--cleanup-interval MINUTES (1)] [--start-timeout SECONDS (60)]\n' +
+          '                 [--report FILE (docs/RELIABILITY.md) | --no-report] [--logs DIR]',
       );
       process.exit(0);
     } else throw new Error(`unknown flag ${flag} (try --help)`);
   }
   if (!(args.duration >= 60)) throw new Error('--duration must be at least 60 seconds');
   if (!(args.rate > 0 && args.rate <= 20)) throw new Error('--rate must be within (0, 20]');
+  if (!(args.faultEvery >= 5)) throw new Error('--fault-every must be at least 5 seconds');
   return args;
 }
 
@@ -105,6 +110,7 @@ function report(args: Args, started: number, ended: number, env: ChaosEnvironmen
   const zero = nonZero(figures);
   const ok = (count: number) => (count === 0 ? '0' : `**${count}**`);
   const command = `npm run chaos -- --duration ${args.duration} --rate ${args.rate}` +
+    (args.faultEvery !== 20 ? ` --fault-every ${args.faultEvery}` : '') +
     (args.cleanupIntervalMinutes !== 1 ? ` --cleanup-interval ${args.cleanupIntervalMinutes}` : '') +
     (args.startTimeoutSeconds !== 60 ? ` --start-timeout ${args.startTimeoutSeconds}` : '');
   const lines: string[] = [];
@@ -221,7 +227,8 @@ async function main(): Promise<void> {
     driver.start();
     const warmup = 15_000;
     const quiet = 20_000;
-    const spacing = Math.max(10_000, (args.duration * 1000 - warmup - quiet) / faults.length);
+    // The faults in turn, one every --fault-every seconds (a slow one delays the next), from the top again when the list is done.
+    const spacing = args.faultEvery * 1000;
     log(`${clock()} load started (${args.rate}/s); a fault every ${(spacing / 1000).toFixed(0)} s for ${args.duration} s`);
     for (let i = 0; !interrupted; i++) {
       const at = started + warmup + i * spacing;
