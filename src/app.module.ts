@@ -7,6 +7,7 @@ import { ConfigModule } from './config/config.module';
 import { DatabaseModule } from './database/database.module';
 import { GatewayModule, GatewayServerModule } from './gateway/gateway.module';
 import { HealthModule } from './health/health.module';
+import { PoolApiModule } from './pool/pool.module';
 import { ProvisioningWorkerModule } from './provisioning/provisioning-worker.module';
 import { SessionsApiModule } from './sessions/sessions.module';
 import { TenancyModule } from './tenancy/tenancy.module';
@@ -41,7 +42,7 @@ export class AppModule {
       );
     }
     if (roles.api) {
-      imports.push(TenancyModule, SessionsApiModule, TerminalsModule, BrowsersModule, VolumesApiModule, WebhooksApiModule, CallbacksModule, HealthModule);
+      imports.push(TenancyModule, SessionsApiModule, TerminalsModule, BrowsersModule, VolumesApiModule, WebhooksApiModule, PoolApiModule, CallbacksModule, HealthModule);
     }
     if (roles.api && config.gateway.embedded) imports.push(GatewayModule);
     if (roles.worker) imports.push(ProvisioningWorkerModule, WebhooksWorkerModule);

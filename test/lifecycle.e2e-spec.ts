@@ -1,39 +1,8 @@
 import { getQueueToken } from '@nestjs/bullmq';
 import { Queue } from 'bullmq';
-import WebSocket from 'ws';
 import { JobName, QueueName, jobId } from '../src/provisioning/jobs';
 import { Berth, api, containersOf, eventually, httpRequest, resetDatabase, sql, startBerth, waitForStatus } from './support/berth-harness';
-
-/**
- * Connects to the terminal's WebSocket through the gateway's path form (what a
- * program uses), types a command, and resolves with everything the shell printed.
- */
-async function runInTerminal(pathUrl: string, token: string, command: string, expect: string): Promise<string> {
-  const wsUrl = `${pathUrl.replace(/^http/, 'ws')}ws`;
-  const socket = new WebSocket(wsUrl, { headers: { Authorization: `Bearer ${token}` } });
-  let output = '';
-  try {
-    await new Promise<void>((resolve, reject) => {
-      socket.once('open', () => resolve());
-      socket.once('error', reject);
-      socket.once('unexpected-response', (_req, res) => reject(new Error(`upgrade refused: HTTP ${res.statusCode}`)));
-    });
-    socket.on('message', (data: Buffer) => {
-      output += data.toString('utf8');
-    });
-    socket.send(JSON.stringify({ type: 'resize', cols: 120, rows: 30 }));
-    socket.send(JSON.stringify({ type: 'input', data: `${command}\r` }));
-    // The command line itself is echoed too: wait for the output line, which
-    // stands on a line of its own (after CR or LF, before CR LF).
-    const printed = new RegExp(`[\r\n]${expect}\r\n`);
-    await eventually(async () => printed.test(output), 10_000, `terminal output ${expect}`).catch((error: Error) => {
-      throw new Error(`${error.message}; the terminal printed: ${JSON.stringify(output.slice(-500))}`);
-    });
-    return output;
-  } finally {
-    socket.close();
-  }
-}
+import { runInTerminal } from './support/terminal-client';
 
 describe('terminal session lifecycle (real Postgres, Redis, Docker)', () => {
   let berth: Berth;
@@ -183,6 +152,7 @@ describe('terminal session lifecycle (real Postgres, Redis, Docker)', () => {
         '/api/v1/browsers/{id}/uploads',
         '/api/v1/callbacks/status',
         '/api/v1/callbacks/tunnel',
+        '/api/v1/pool',
         '/api/v1/profiles',
         '/api/v1/profiles/{id}',
         '/api/v1/sessions',

@@ -1,7 +1,6 @@
 import { Queue } from 'bullmq';
-import { ChildProcess, spawn } from 'node:child_process';
+import { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { join } from 'node:path';
 import { JobName, QueueName, jobId } from '../src/provisioning/jobs';
 import {
   TERMINAL_IMAGE,
@@ -16,37 +15,8 @@ import {
   sleep,
   waitForStatus,
 } from './support/berth-harness';
-import { TEST_ADMIN_KEY, TEST_SECRET_KEY } from './support/test-config';
+import { run } from './support/processes';
 import { TEST_IMAGES } from './support/test-images';
-
-const DIST = join(__dirname, '..', 'dist', 'src');
-
-interface Running {
-  child: ChildProcess;
-  output: () => string;
-}
-
-function run(entry: 'main.js' | 'worker.js' | 'gateway.js', env: Record<string, string>): Running {
-  const child = spawn(process.execPath, [join(DIST, entry)], {
-    env: {
-      PATH: process.env.PATH,
-      DATABASE_URL: TEST_DATABASE_URL,
-      REDIS_URL: TEST_REDIS_URL,
-      BERTH_SECRET_KEY: TEST_SECRET_KEY,
-      BERTH_ADMIN_KEY: TEST_ADMIN_KEY,
-      // Not the developer's .env (quickstart writes one in the checkout): only what the test sets.
-      BERTH_ENV_FILE: '/dev/null',
-      TERMINAL_IMAGE,
-      LOG_FORMAT: 'json',
-      ...env,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  child.stdout!.on('data', (chunk) => (output += chunk));
-  child.stderr!.on('data', (chunk) => (output += chunk));
-  return { child, output: () => output };
-}
 
 async function exitOf(child: ChildProcess, timeoutMs: number): Promise<{ code: number | null; ms: number }> {
   const started = Date.now();

@@ -1,39 +1,10 @@
 import { createServer, IncomingMessage, Server } from 'node:http';
 import { AddressInfo } from 'node:net';
-import WebSocket from 'ws';
 import { verifySignature } from '../src/webhooks/webhook-signature';
 import { Berth, api, containersOf, eventually, resetDatabase, sleep, startBerth, waitForStatus } from './support/berth-harness';
 import { TEST_ADMIN_KEY } from './support/test-config';
-
-/** A tenant with a key of its own, made with the admin key. */
-async function tenantWithKey(base: string, name: string, limits: Record<string, number> = {}): Promise<{ id: string; key: string; keyId: string }> {
-  const tenant = await api(base, 'POST', '/api/v1/tenants', { name, ...limits });
-  expect(tenant.status).toBe(201);
-  const key = await api(base, 'POST', `/api/v1/tenants/${tenant.body.id}/keys`, { name: `${name}-key` });
-  expect(key.status).toBe(201);
-  expect(key.body.key).toMatch(/^bk_/);
-  return { id: tenant.body.id, key: key.body.key, keyId: key.body.id };
-}
-
-const as = (key: string) => ({ authorization: `Bearer ${key}` });
-
-/** Runs a command in a terminal over the gateway's path form and resolves when `expect` is printed. */
-async function runInTerminal(pathUrl: string, token: string, command: string, expect: string): Promise<void> {
-  const socket = new WebSocket(`${pathUrl.replace(/^http/, 'ws')}ws`, { headers: { authorization: `Bearer ${token}` } });
-  let output = '';
-  try {
-    await new Promise<void>((resolve, reject) => {
-      socket.once('open', () => resolve());
-      socket.once('unexpected-response', (_req, res) => reject(new Error(`HTTP ${res.statusCode}`)));
-      socket.once('error', reject);
-    });
-    socket.on('message', (data: Buffer) => (output += data.toString()));
-    socket.send(JSON.stringify({ type: 'input', data: `${command}\r` }));
-    await eventually(async () => new RegExp(`[\r\n]${expect}\r\n`).test(output), 10_000, `"${expect}" in the terminal`);
-  } finally {
-    socket.close();
-  }
-}
+import { as, tenantWithKey } from './support/tenants';
+import { runInTerminal } from './support/terminal-client';
 
 describe('tenants, keys, reuse, idle timeouts, quotas, events (real Postgres, Redis, Docker)', () => {
   let berth: Berth;

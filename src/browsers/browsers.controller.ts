@@ -1,6 +1,7 @@
 import { Body, Controller, Get, Headers, HttpCode, Param, Post, Query, Req, Res, StreamableFile } from '@nestjs/common';
 import {
   ApiAcceptedResponse,
+  ApiCreatedResponse,
   ApiBody,
   ApiConsumes,
   ApiNotFoundResponse,
@@ -15,7 +16,7 @@ import type { Request, Response } from 'express';
 import { CreatedSessionResponse, ErrorResponse } from '../sessions/dtos/session.response';
 import { SessionEndpointsFor, uuidPipe } from '../sessions/session-endpoints';
 import { SessionPresenter } from '../sessions/session-presenter';
-import { SessionKind } from '../sessions/session-status';
+import { SessionKind, SessionStatus } from '../sessions/session-status';
 import { SessionsService } from '../sessions/sessions.service';
 import { CurrentPrincipal, Principal } from '../tenancy/principal';
 import { BrowserFilesService, DownloadedFile } from './browser-files.service';
@@ -66,11 +67,13 @@ export class BrowsersController extends SessionEndpointsFor(SessionKind.Browser,
   @ApiOperation({
     summary: 'Launch a browser',
     description:
-      'Records the session as `pending` and queues its provisioning (202). With a `profile` a live session already ' +
+      'Records the session as `pending` and queues its provisioning (202). When the warm pool has a browser ready ' +
+      '(no profile; headless, or headful at 1280x720), the session is that browser, already `started` (201). With a `profile` a live session already ' +
       'uses, answers 200 with that session and a new access token instead. GET it with `wait_seconds` to learn when ' +
       'it is `started`; then drive it over `cdp_url` and watch it at `live_view_url`.',
   })
-  @ApiAcceptedResponse({ type: CreatedSessionResponse, description: 'A new session.' })
+  @ApiAcceptedResponse({ type: CreatedSessionResponse, description: 'A new session, being started.' })
+  @ApiCreatedResponse({ type: CreatedSessionResponse, description: 'A new session, started from the warm pool.' })
   @ApiOkResponse({ type: CreatedSessionResponse, description: 'The live session of this profile, handed out again.' })
   async create(
     @CurrentPrincipal() principal: Principal,
@@ -80,6 +83,7 @@ export class BrowsersController extends SessionEndpointsFor(SessionKind.Browser,
   ): Promise<CreatedSessionResponse> {
     const { session, accessToken, reused } = await this.launcher.launch(principal, body, idempotencyKey);
     if (reused) res.status(200);
+    else if (session.status === SessionStatus.Started) res.status(201);
     return this.presenter.created(session, accessToken);
   }
 

@@ -114,9 +114,9 @@ export class CleanupService {
     return report;
   }
 
-  /** Started sessions whose container exited or disappeared are failed and cleaned. */
+  /** Started sessions (and warm pool containers) whose container exited or disappeared are failed and cleaned. */
   private async failSessionsWithDeadContainers(): Promise<number> {
-    const started = await this.sessions.findStarted();
+    const started = await this.sessions.findRunning();
     let count = 0;
     await forEachLimited(started, PARALLELISM, this.logger, async (session) => {
       const status = await this.platform.poll(refOf(session));

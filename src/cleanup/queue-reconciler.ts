@@ -5,10 +5,13 @@ import type { Redis } from 'ioredis';
 import { BerthConfig } from '../config/berth-config';
 import { CLEANUP_SCHEDULER_ID, JobName, QueueName, jobId } from '../provisioning/jobs';
 import { SessionJobs } from '../provisioning/session-jobs.service';
-import { idleDeadline, nextDeadline } from '../provisioning/session-provisioner.service';
+import { idleDeadline, warningTime } from '../sessions/session-deadlines';
 import { SessionStatus } from '../sessions/session-status';
 import { Session } from '../sessions/session.entity';
 import { SessionsRepository } from '../sessions/sessions.repository';
+
+/** Longer than any bind takes (PoolBinder): a claimed pool container older than this with no job was abandoned. */
+const CLAIM_GRACE_MS = 30_000;
 
 /** How often a worker checks that Redis still holds its schedule (a flush or an empty restart loses it). */
 const SENTINEL_CHECK_MS = 3000;
@@ -23,7 +26,7 @@ export interface ReconcileReport {
  * Makes Redis agree with Postgres: the repeatable sweep is scheduled, every
  * session that needs a job has one (provisioning for pending and starting,
  * the TTL for every live one, idle and expiring-soon for started ones,
- * teardown for stopping ones). Runs when a worker starts, whenever its Redis
+ * teardown for stopping ones, warm-up for pool containers still warming). Runs when a worker starts, whenever its Redis
  * connection comes back, whenever the schedule is found missing (Redis
  * flushed or restarted empty), and on every sweep. Idempotent (jobs have
  * deterministic ids; existing ones are left alone) and cheap: one query and
@@ -87,6 +90,13 @@ export class QueueReconciler implements OnApplicationBootstrap, OnApplicationShu
     const sessions = await this.sessions.needingJobs();
     const wanted: { queue: Queue; name: JobName; sessionId: string; at?: Date }[] = [];
     for (const session of sessions) {
+      if (session.status === SessionStatus.Warming) {
+        wanted.push({ queue: this.provisioning, name: JobName.WarmContainer, sessionId: session.id });
+        continue;
+      }
+      if (session.status === SessionStatus.Warm) continue;
+      // A launch that claimed a pool container is binding it right now; only if it died does the worker take over.
+      if (session.status === SessionStatus.Starting && session.poolVariant && Date.now() - (session.admittedAt?.getTime() ?? 0) < CLAIM_GRACE_MS) continue;
       if (session.status === SessionStatus.Pending || session.status === SessionStatus.Starting) {
         wanted.push({ queue: this.provisioning, name: JobName.ProvisionSession, sessionId: session.id });
       }
@@ -98,12 +108,13 @@ export class QueueReconciler implements OnApplicationBootstrap, OnApplicationShu
       if (session.status === SessionStatus.Started) {
         const idle = idleDeadline(session);
         if (idle) wanted.push({ queue: this.lifecycle, name: JobName.IdleCheck, sessionId: session.id, at: idle });
-        wanted.push({ queue: this.lifecycle, name: JobName.DeadlineWarning, sessionId: session.id, at: warningTime(session, this.config) });
+        wanted.push({ queue: this.lifecycle, name: JobName.DeadlineWarning, sessionId: session.id, at: warningTime(session, this.config.sessions.expiringSoonSeconds) });
       }
     }
     const missing = await this.missing(wanted);
     for (const job of missing) {
       if (job.name === JobName.ProvisionSession) await this.jobs.provision({ sessionId: job.sessionId });
+      else if (job.name === JobName.WarmContainer) await this.jobs.warm(job.sessionId);
       else if (job.name === JobName.TeardownSession) await this.jobs.teardown(job.sessionId);
       else if (job.name === JobName.ExpireSession) await this.jobs.scheduleExpiry(job.sessionId, job.at!);
       else if (job.name === JobName.IdleCheck) await this.jobs.scheduleIdleCheck(job.sessionId, job.at!);
@@ -130,8 +141,4 @@ export class QueueReconciler implements OnApplicationBootstrap, OnApplicationShu
     }
     return out;
   }
-}
-
-function warningTime(session: Session, config: BerthConfig): Date {
-  return new Date(nextDeadline(session).at.getTime() - config.sessions.expiringSoonSeconds * 1000);
 }

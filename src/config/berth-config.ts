@@ -61,6 +61,8 @@ export class BerthConfig {
   readonly terminal: KindSettings;
   readonly browser: KindSettings & { maxUploadBytes: number; startUrlAllow: string[] };
   readonly provisioning: { attempts: number; backoffMs: number; concurrency: number };
+  /** Containers kept ready per pool variant (terminal, browser-headless, browser-headful), and their maximum age. */
+  readonly pool: { sizes: Readonly<Record<string, number>>; maxAgeSeconds: number };
   readonly shutdownTimeoutMs: number;
   readonly platform: {
     kind: 'docker' | 'kubernetes';
@@ -153,6 +155,10 @@ export class BerthConfig {
       attempts: env.PROVISION_ATTEMPTS,
       backoffMs: env.PROVISION_BACKOFF_MS,
       concurrency: env.WORKER_CONCURRENCY,
+    };
+    this.pool = {
+      sizes: { terminal: env.POOL_TERMINALS, 'browser-headless': env.POOL_BROWSERS_HEADLESS, 'browser-headful': env.POOL_BROWSERS_HEADFUL },
+      maxAgeSeconds: Math.round(env.POOL_MAX_AGE_MINUTES * 60),
     };
     this.shutdownTimeoutMs = env.SHUTDOWN_TIMEOUT_SECONDS * 1000;
     this.platform = {

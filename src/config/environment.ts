@@ -161,6 +161,31 @@ export class EnvironmentVariables {
   @Max(1_000_000)
   MAX_RUNNING_SESSIONS: number = 0;
 
+  // --- Warm pool (src/pool/): containers started ahead of demand; 0 disables a variant ---
+  /** Terminals kept started and unbound: a launch without a workspace is `started` in its POST. */
+  @IsInt()
+  @Min(0)
+  @Max(10_000)
+  POOL_TERMINALS: number = 0;
+
+  /** Headless browsers kept ready (any viewport: the window is resized at claim). */
+  @IsInt()
+  @Min(0)
+  @Max(10_000)
+  POOL_BROWSERS_HEADLESS: number = 0;
+
+  /** Headful browsers kept ready, at the default 1280x720 screen (other sizes start cold). */
+  @IsInt()
+  @Min(0)
+  @Max(10_000)
+  POOL_BROWSERS_HEADFUL: number = 0;
+
+  /** A pool container unclaimed this long is replaced by a fresh one (stale caches, image updates, leaks). */
+  @IsNumber()
+  @Min(0.05)
+  @Max(7 * 24 * 60)
+  POOL_MAX_AGE_MINUTES: number = 60;
+
   /** Requests per minute one API key may make (429 with Retry-After beyond). */
   @IsInt()
   @Min(1)
@@ -237,10 +262,15 @@ export class EnvironmentVariables {
   @Max(600_000)
   PROVISION_BACKOFF_MS: number = 1000;
 
+  /**
+   * Provisioning jobs one worker runs at once. A job is mostly waiting (on
+   * the engine, then on the container's ready callback), so this is set well
+   * above the core count: a burst of launches starts in parallel.
+   */
   @IsInt()
   @Min(1)
   @Max(1000)
-  WORKER_CONCURRENCY: number = 32;
+  WORKER_CONCURRENCY: number = 128;
 
   /** How long SIGTERM waits for in-flight requests and jobs before exiting anyway. */
   @IsInt()

@@ -5,7 +5,7 @@ import { PersistentVolume, SESSION_HOME } from '../platform/container-platform';
 import { SessionKind } from '../sessions/session-status';
 import { SessionUrls } from '../sessions/session-urls';
 import { DISCOVERY_PATH, DiscoveryBase, rewriteDiscovery } from './devtools-discovery';
-import { KindProfile, KindUrls, SessionFacts } from './kind-profile';
+import { KindProfile, KindUrls, LaunchShape, PoolVariant, SessionFacts } from './kind-profile';
 
 /** What a browser session is launched with; stored on the row (`options`) and handed to the agent. */
 export interface BrowserOptions {
@@ -50,6 +50,35 @@ export class BrowserKind implements KindProfile {
   agentEnv(session: SessionFacts): Record<string, string> {
     return {
       BERTH_OPTIONS: JSON.stringify(session.options),
+      BERTH_URL_POLICY: this.urlPolicy,
+      BERTH_MAX_UPLOAD_BYTES: String(this.config.browser.maxUploadBytes),
+    };
+  }
+
+  /**
+   * Headless and headful differ at launch (Xvfb, x11vnc, the window), so
+   * each has its own pool; both start at the default viewport.
+   */
+  readonly poolVariants: readonly PoolVariant[] = [
+    { name: 'browser-headless', launchOptions: { headless: true, viewport: DEFAULT_VIEWPORT } },
+    { name: 'browser-headful', launchOptions: { headless: false, viewport: DEFAULT_VIEWPORT } },
+  ];
+
+  /**
+   * A profile is a mount: cold start. A headless window is resized at bind,
+   * so any viewport fits; a headful screen is the size Xvfb started with.
+   */
+  poolVariantFor(launch: LaunchShape): string | null {
+    if (launch.storage) return null;
+    const options = launch.options as Partial<BrowserOptions>;
+    if (options.headless) return 'browser-headless';
+    const viewport = options.viewport ?? DEFAULT_VIEWPORT;
+    return viewport.width === DEFAULT_VIEWPORT.width && viewport.height === DEFAULT_VIEWPORT.height ? 'browser-headful' : null;
+  }
+
+  poolAgentEnv(variant: PoolVariant): Record<string, string> {
+    return {
+      BERTH_LAUNCH_OPTIONS: JSON.stringify(variant.launchOptions),
       BERTH_URL_POLICY: this.urlPolicy,
       BERTH_MAX_UPLOAD_BYTES: String(this.config.browser.maxUploadBytes),
     };

@@ -16,6 +16,10 @@ export class KindProfiles {
     ]);
   }
 
+  all(): KindProfile[] {
+    return [...this.byKind.values()];
+  }
+
   get(kind: SessionKind): KindProfile {
     const profile = this.byKind.get(kind);
     if (!profile) throw new Error(`no profile for session kind ${kind}`);

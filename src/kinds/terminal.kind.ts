@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { BerthConfig, KindSettings } from '../config/berth-config';
 import { PersistentVolume, SESSION_HOME } from '../platform/container-platform';
 import { SessionKind } from '../sessions/session-status';
-import { KindProfile, KindUrls, SessionFacts } from './kind-profile';
+import { KindProfile, KindUrls, LaunchShape, PoolVariant, SessionFacts } from './kind-profile';
 
 /** A shell in the browser (xterm.js over a WebSocket), optionally on a persistent workspace. */
 @Injectable()
@@ -17,6 +17,17 @@ export class TerminalKind implements KindProfile {
   }
 
   agentEnv(): Record<string, string> {
+    return {};
+  }
+
+  /** A terminal has no launch-time options: one variant serves every launch without a workspace. */
+  readonly poolVariants: readonly PoolVariant[] = [{ name: 'terminal', launchOptions: {} }];
+
+  poolVariantFor(launch: LaunchShape): string | null {
+    return launch.storage ? null : 'terminal';
+  }
+
+  poolAgentEnv(): Record<string, string> {
     return {};
   }
 

@@ -14,6 +14,8 @@ export enum QueueName {
 
 export enum JobName {
   ProvisionSession = 'provision-session',
+  /** Starts a warm pool container and waits until it is ready to be claimed (src/pool/). */
+  WarmContainer = 'warm-container',
   TeardownSession = 'teardown-session',
   ExpireSession = 'expire-session',
   CleanupSweep = 'cleanup-sweep',
@@ -28,6 +30,7 @@ export enum JobName {
 export interface JobPayloads {
   /** No secret in it: the container's callback secret is derived from BERTH_SECRET_KEY, so a lost job is rebuilt from the id. */
   [JobName.ProvisionSession]: { sessionId: string };
+  [JobName.WarmContainer]: { sessionId: string };
   [JobName.TeardownSession]: { sessionId: string };
   [JobName.ExpireSession]: { sessionId: string };
   [JobName.CleanupSweep]: Record<string, never>;

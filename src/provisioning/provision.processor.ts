@@ -7,7 +7,7 @@ import { isDependencyUnavailable } from '../common/dependency-errors';
 import { JobName, JobPayloads, QueueName, WORKER_LOCKS } from './jobs';
 import { ProvisioningInterrupted, SessionProvisioner } from './session-provisioner.service';
 
-type ProvisionJob = Job<JobPayloads[JobName.ProvisionSession], unknown, JobName.ProvisionSession>;
+type ProvisionJob = Job<JobPayloads[JobName.ProvisionSession], unknown, JobName.ProvisionSession | JobName.WarmContainer>;
 
 /** A session waiting for capacity checks again this often even if no ending session wakes it. */
 const QUEUED_RECHECK_MS = 5000;
@@ -15,7 +15,7 @@ const QUEUED_RECHECK_MS = 5000;
 /** While Postgres is unreachable a provisioning job is tried again this often, without spending an attempt. */
 const DEPENDENCY_RETRY_MS = 1000;
 
-/** Thin: BullMQ plumbing around SessionProvisioner.provision. */
+/** Thin: BullMQ plumbing around SessionProvisioner.provision (a session) and .warm (a pool container). */
 @Processor(QueueName.Provisioning, WORKER_LOCKS)
 export class ProvisionProcessor extends WorkerHost implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly logger = new Logger(ProvisionProcessor.name);
@@ -44,7 +44,10 @@ export class ProvisionProcessor extends WorkerHost implements OnApplicationBoots
   async process(job: ProvisionJob, token?: string): Promise<string> {
     const { sessionId } = job.data;
     try {
-      const outcome = await this.provisioner.provision(sessionId, (step) => job.updateProgress({ step }));
+      const outcome =
+        job.name === JobName.WarmContainer
+          ? await this.provisioner.warm(sessionId)
+          : await this.provisioner.provision(sessionId, (step) => job.updateProgress({ step }));
       if (outcome === 'queued' && token) {
         // No capacity yet: wait without spending an attempt. A session ending
         // promotes this job at once; the delay is only the fallback.

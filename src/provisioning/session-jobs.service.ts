@@ -4,6 +4,8 @@ import { JobsOptions, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { DomainException, ErrorCode } from '../common/domain.exception';
 import { BerthConfig } from '../config/berth-config';
+import { idleDeadline, warningTime } from '../sessions/session-deadlines';
+import { Session } from '../sessions/session.entity';
 import { CLEANUP_SCHEDULER_ID, JobName, JobPayloads, QueueName, jobId } from './jobs';
 
 /** How long an enqueue may take before the request gives up with 503. */
@@ -30,6 +32,18 @@ export class SessionJobs {
     });
   }
 
+  /** Starts a warm pool container (its row is `warming`); same queue and retries as a session's provisioning. */
+  async warm(sessionId: string): Promise<void> {
+    const { attempts, backoffMs } = this.config.provisioning;
+    await this.add(this.provisioning, JobName.WarmContainer, { sessionId }, {
+      jobId: jobId(JobName.WarmContainer, sessionId),
+      removeOnComplete: true,
+      removeOnFail: true,
+      attempts,
+      backoff: { type: 'exponential', delay: backoffMs },
+    });
+  }
+
   async teardown(sessionId: string): Promise<void> {
     await this.add(this.lifecycle, JobName.TeardownSession, { sessionId }, {
       jobId: jobId(JobName.TeardownSession, sessionId),
@@ -47,6 +61,20 @@ export class SessionJobs {
    */
   async scheduleExpiry(sessionId: string, expiresAt: Date): Promise<void> {
     await this.scheduleAt(JobName.ExpireSession, sessionId, expiresAt);
+  }
+
+  /**
+   * A started session's timers: idle check and expiring-soon warning, plus
+   * its TTL (already there for a cold start, which schedules it at admission;
+   * a session bound to a warm pool container gets all three here).
+   */
+  async scheduleStartedTimers(session: Session): Promise<void> {
+    const idle = idleDeadline(session);
+    await Promise.all([
+      this.scheduleExpiry(session.id, session.expiresAt),
+      idle ? this.scheduleIdleCheck(session.id, idle) : undefined,
+      this.scheduleDeadlineWarning(session.id, warningTime(session, this.config.sessions.expiringSoonSeconds)),
+    ]);
   }
 
   /** The session's idle check, due when it would become idle if nothing happens meanwhile. */

@@ -2,12 +2,16 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import { hashToken } from '../common/tokens';
 import { BerthConfig } from '../config/berth-config';
 import { KindProfiles } from '../kinds/kind-profiles';
-import { CONTAINER_PLATFORM, ContainerPlatform, ContainerRef, PlatformError, SessionContainerSpec } from '../platform/container-platform';
+import { CONTAINER_PLATFORM, ContainerPlatform, ContainerRef, PlatformError, SessionContainerSpec, StartedContainer } from '../platform/container-platform';
 import { SessionSignals } from '../sessions/session-signals';
 import { EndReason, SessionStatus } from '../sessions/session-status';
 import { Session } from '../sessions/session.entity';
 import { SessionsRepository } from '../sessions/sessions.repository';
-import { callbackSecret, upstreamSecret } from '../sessions/session-secrets';
+import { PoolBinder } from '../pool/pool-binder';
+import { PoolKeeper } from '../pool/pool-keeper';
+import { SessionAgentClient } from '../sessions/session-agent.client';
+import { callbackSecret, poolSecret, upstreamSecret } from '../sessions/session-secrets';
+import { idleDeadline, nextDeadline } from '../sessions/session-deadlines';
 import { SessionJobs } from './session-jobs.service';
 
 /** How often a provisioning job checks on a container that has not reported ready yet (woken sooner by the change feed). */
@@ -16,6 +20,12 @@ const WATCH_INTERVAL_MS = 250;
 export type ProvisionStep = 'claimed' | 'container-created' | 'waiting-for-ready' | 'started';
 
 export type ProvisionOutcome = 'started' | 'failed' | 'ended-meanwhile' | 'not-live' | 'queued';
+
+export type WarmOutcome = 'warm' | 'failed' | 'ended-meanwhile';
+
+/** A warming container's readiness is polled (an unbound agent has no one to call back): first soon, then less often. */
+const WARM_POLL_FIRST_MS = 20;
+const WARM_POLL_MAX_MS = 500;
 
 /** What a timer job found: done, or due again later (the deadline moved). */
 export type TimerOutcome = { redelayTo: Date } | 'done';
@@ -53,6 +63,9 @@ export class SessionProvisioner {
     private readonly config: BerthConfig,
     private readonly signals: SessionSignals,
     private readonly kinds: KindProfiles,
+    private readonly pool: PoolBinder,
+    private readonly agent: SessionAgentClient,
+    private readonly poolKeeper: PoolKeeper,
   ) {}
 
   /**
@@ -65,23 +78,76 @@ export class SessionProvisioner {
     if (admitted === 'queued') {
       const current = await this.sessions.findById(sessionId);
       if (current) await this.sessions.recordEvent(sessionId, 'queued', 'worker', { position: await this.sessions.queuePosition(current) });
+      // Pool containers hold slots nobody asked for: the keeper gives them up to launches that wait.
+      this.poolKeeper.check();
       return 'queued';
     }
     if (!admitted) {
       this.logger.log({ msg: 'provisioning skipped: session no longer pending', sessionId });
       return 'not-live';
     }
-    const session = admitted;
+    let session = admitted;
     await progress('claimed');
     await this.jobs.scheduleExpiry(session.id, session.expiresAt);
+    if (session.poolVariant && session.containerName) {
+      // A launch claimed a warm container but did not finish binding it
+      // (its API process died, or the bind failed): bind it now, or give
+      // the session a container of its own.
+      const fromPool = await this.finishClaim(session);
+      if (fromPool !== 'cold') {
+        if (fromPool === 'started') await progress('started');
+        return fromPool;
+      }
+      const cold = await this.sessions.findById(sessionId);
+      if (!cold || cold.status !== SessionStatus.Starting) return 'ended-meanwhile';
+      session = cold;
+    }
 
-    let started;
+    await this.sessions.recordEvent(sessionId, 'provisioning', 'worker', { phase: 'creating-container' });
+    const started = await this.createContainer(session);
+    if (started === 'failed' || started === 'ended-meanwhile') return started;
+    await progress('container-created');
+    await progress('waiting-for-ready');
+    await this.sessions.recordEvent(sessionId, 'provisioning', 'worker', { phase: 'waiting-for-callback' });
+    return this.watch({ ...session, platformState: started.state }, progress);
+  }
+
+  /** Binds a claimed pool container, or removes it so the session starts cold ('cold'). */
+  private async finishClaim(session: Session): Promise<'started' | 'ended-meanwhile' | 'cold'> {
+    const outcome = await this.pool.bind(session, 'worker');
+    if ('bound' in outcome) return 'started';
+    if ('ended' in outcome) return 'ended-meanwhile';
+    this.logger.warn({ msg: 'claimed pool container cannot be bound; starting the session cold', sessionId: session.id, error: outcome.unusable });
+    await this.platform.stop(refOf(session));
+    return (await this.sessions.forgetPoolContainer(session.id, outcome.unusable)) ? 'cold' : 'ended-meanwhile';
+  }
+
+  /**
+   * Starts a warm pool container: unbound (no session, no callback), opened
+   * only by the pool secret, then waits until its agent reports ready and
+   * marks it `warm`, claimable. Idempotent like provisioning: a re-delivered
+   * job adopts the container the first attempt created.
+   */
+  async warm(id: string): Promise<WarmOutcome> {
+    const row = await this.sessions.findById(id);
+    if (!row || row.status !== SessionStatus.Warming) return 'ended-meanwhile';
+    const started = await this.createContainer(row);
+    if (started === 'failed' || started === 'ended-meanwhile') return started;
+    return this.awaitWarm({ ...row, platformState: started.state });
+  }
+
+  /**
+   * Creates (or adopts) the row's container and records where it is. A
+   * permanent platform error fails the row ('failed'); a transient one is
+   * thrown for the job to retry. Ended meanwhile: the container is removed.
+   */
+  private async createContainer(session: Session): Promise<StartedContainer | 'failed' | 'ended-meanwhile'> {
+    let started: StartedContainer;
     try {
       const spec = await this.specFor(session);
       // Known before the container exists, so recorded before it can call back.
       const upstreamUrl = this.platform.upstreamUrlFor(spec);
-      if (upstreamUrl) await this.sessions.recordUpstream(sessionId, upstreamUrl);
-      await this.sessions.recordEvent(sessionId, 'provisioning', 'worker', { phase: 'creating-container' });
+      if (upstreamUrl) await this.sessions.recordUpstream(session.id, upstreamUrl);
       started = await this.platform.start(spec);
     } catch (error) {
       if (error instanceof PlatformError && !error.transient) {
@@ -90,20 +156,58 @@ export class SessionProvisioner {
       }
       throw error;
     }
-    this.logger.log({ msg: started.adopted ? 'adopted existing container' : 'container started', sessionId, container: started.containerName });
-
-    const recorded = await this.sessions.recordContainer(sessionId, started.containerId, started.containerName, started.state);
-    if (!recorded) {
+    this.logger.log({ msg: started.adopted ? 'adopted existing container' : 'container started', sessionId: session.id, container: started.containerName });
+    if (!(await this.sessions.recordContainer(session.id, started.containerId, started.containerName, started.state))) {
       // Ended while the container was being created: we lost the race, so we
       // remove what we made (the teardown job may have run before it existed).
-      this.logger.log({ msg: 'session ended during provisioning; removing its container', sessionId });
+      this.logger.log({ msg: 'ended while its container was created; removing it', sessionId: session.id });
       await this.removeContainer({ ...session, platformState: started.state });
       return 'ended-meanwhile';
     }
-    await progress('container-created');
-    await progress('waiting-for-ready');
-    await this.sessions.recordEvent(sessionId, 'provisioning', 'worker', { phase: 'waiting-for-callback' });
-    return this.watch({ ...session, platformState: started.state }, progress);
+    return started;
+  }
+
+  private async awaitWarm(row: Session): Promise<WarmOutcome> {
+    const deadline = row.createdAt.getTime() + this.config.sessions.startTimeoutSeconds * 1000;
+    let delay = WARM_POLL_FIRST_MS;
+    for (let tick = 0; ; tick++) {
+      if (this.shuttingDown) throw new ProvisioningInterrupted();
+      const current = await this.sessions.findById(row.id);
+      if (!current || current.status !== SessionStatus.Warming) {
+        if (current && current.status !== SessionStatus.Warm) await this.removeContainer(current);
+        return 'ended-meanwhile';
+      }
+      if (Date.now() >= deadline) {
+        await this.fail(current, `pool container not ready within ${this.config.sessions.startTimeoutSeconds} s`);
+        return 'failed';
+      }
+      if (tick % 8 === 7 || !current.upstreamUrl) {
+        const status = await this.platform.poll(refOf(current));
+        if (status.state !== 'running') {
+          await this.fail(current, status.state === 'exited' ? status.reason : 'pool container disappeared before it was ready');
+          return 'failed';
+        }
+        if (status.upstreamUrl && !current.upstreamUrl) await this.sessions.recordUpstream(row.id, status.upstreamUrl);
+      }
+      if (current.upstreamUrl && (await this.agentReady(current.upstreamUrl, row.id))) {
+        const warm = await this.sessions.transition(row.id, SessionStatus.Warm, { actor: 'worker' });
+        if (warm) this.logger.log({ msg: 'pool container warm', sessionId: row.id, pool: row.poolVariant, ms: Date.now() - row.createdAt.getTime() });
+        return warm ? 'warm' : 'ended-meanwhile';
+      }
+      await new Promise((resolve) => setTimeout(resolve, delay));
+      delay = Math.min(delay * 1.5, WARM_POLL_MAX_MS);
+    }
+  }
+
+  /** The unbound agent's own answer: ready once its start-up is done (a browser: CDP answers). */
+  private async agentReady(upstreamUrl: string, id: string): Promise<boolean> {
+    try {
+      const response = await this.agent.send(upstreamUrl, poolSecret(this.config, id), { method: 'GET', path: '/.berth/health', timeoutMs: 2000 });
+      const health = (await response.body.json().catch(() => ({}))) as { ready?: boolean };
+      return response.statusCode === 200 && health.ready === true;
+    } catch {
+      return false; // not listening yet
+    }
   }
 
   /**
@@ -193,14 +297,6 @@ export class SessionProvisioner {
     return { redelayTo: new Date(Math.max(next.at.getTime(), Date.now()) + 1000) };
   }
 
-  /** A started session's timers: idle check and expiring-soon warning (the TTL job exists since admission). */
-  async scheduleTimers(session: Session): Promise<void> {
-    const idle = idleDeadline(session);
-    if (idle) await this.jobs.scheduleIdleCheck(session.id, idle);
-    const next = nextDeadline(session);
-    await this.jobs.scheduleDeadlineWarning(session.id, new Date(next.at.getTime() - this.config.sessions.expiringSoonSeconds * 1000));
-  }
-
   /**
    * Holds the job until the container calls back (the callback sets `started`),
    * exits, or misses the start timeout. Failing fast on an exited container
@@ -213,7 +309,7 @@ export class SessionProvisioner {
       const current = await this.sessions.findById(session.id);
       if (!current) return 'ended-meanwhile';
       if (current.status === SessionStatus.Started) {
-        await this.scheduleTimers(current);
+        await this.jobs.scheduleStartedTimers(current);
         await progress('started');
         return 'started';
       }
@@ -276,6 +372,21 @@ export class SessionProvisioner {
   private async specFor(session: Session): Promise<SessionContainerSpec> {
     const kind = this.kinds.get(session.kind);
     const hostPort = this.platform.requiresHostPort ? await this.sessions.assignHostPort(session.id, this.config.platform.docker.portRange) : undefined;
+    if (session.status === SessionStatus.Warming) {
+      // Unbound: no session, no callback; only the pool secret opens it until a launch binds it.
+      const variant = kind.poolVariants.find((candidate) => candidate.name === session.poolVariant);
+      if (!variant) throw new PlatformError(`unknown pool variant ${session.poolVariant} for ${session.kind}`, false);
+      return {
+        sessionId: session.id,
+        kind: session.kind,
+        image: session.image,
+        hostPort,
+        resources: kind.settings.resources,
+        stopGraceSeconds: kind.stopGraceSeconds,
+        volumes: [],
+        env: { ...kind.poolAgentEnv(variant), BERTH_SECRET_SHA256: hashToken(poolSecret(this.config, session.id)) },
+      };
+    }
     return {
       sessionId: session.id,
       kind: session.kind,
@@ -305,17 +416,4 @@ export class SessionProvisioner {
 
 function isLiveStatus(status: SessionStatus): boolean {
   return status === SessionStatus.Pending || status === SessionStatus.Starting || status === SessionStatus.Started;
-}
-
-/** When a started session becomes idle if nothing happens (null: it has no idle timeout). */
-export function idleDeadline(session: Pick<Session, 'idleTimeoutSeconds' | 'lastActivityAt' | 'startedAt'>): Date | null {
-  const since = session.lastActivityAt ?? session.startedAt;
-  if (session.idleTimeoutSeconds === null || !since) return null;
-  return new Date(since.getTime() + session.idleTimeoutSeconds * 1000);
-}
-
-/** The deadline that ends the session first if nothing changes: its TTL, or being idle. */
-export function nextDeadline(session: Session): { at: Date; which: 'ttl' | 'idle' } {
-  const idle = session.status === SessionStatus.Started ? idleDeadline(session) : null;
-  return idle && idle < session.expiresAt ? { at: idle, which: 'idle' } : { at: session.expiresAt, which: 'ttl' };
 }

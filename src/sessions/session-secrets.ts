@@ -21,5 +21,14 @@ export function callbackSecret(config: BerthConfig, sessionId: string): string {
   return deriveSecret(config.secretKey, 'callback', sessionId.toLowerCase());
 }
 
+/**
+ * The secret that opens a warm pool container before it is bound (the
+ * worker's readiness checks, the bind itself). Bound, the container refuses
+ * it and accepts only the session's upstream secret.
+ */
+export function poolSecret(config: BerthConfig, sessionId: string): string {
+  return deriveSecret(config.secretKey, 'pool', sessionId.toLowerCase());
+}
+
 /** The header the agent checks (docs/SESSION-CONTAINERS.md). */
 export const UPSTREAM_SECRET_HEADER = 'x-berth-secret';

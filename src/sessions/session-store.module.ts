@@ -1,12 +1,13 @@
 import { Module } from '@nestjs/common';
+import { SessionAgentClient } from './session-agent.client';
 import { SessionChangeFeed } from './session-change-feed';
 import { SessionSignals } from './session-signals';
 import { SessionUrls } from './session-urls';
 import { SessionsRepository } from './sessions.repository';
 
-/** Sessions as stored: SQL, public URLs and the change feed. No queues: the gateway role needs only this. */
+/** Sessions as stored and reached: SQL, public URLs, the change feed, the agents' control API. No queues: the gateway role needs only this. */
 @Module({
-  providers: [SessionsRepository, SessionUrls, SessionChangeFeed, SessionSignals],
-  exports: [SessionsRepository, SessionUrls, SessionChangeFeed, SessionSignals],
+  providers: [SessionsRepository, SessionUrls, SessionChangeFeed, SessionSignals, SessionAgentClient],
+  exports: [SessionsRepository, SessionUrls, SessionChangeFeed, SessionSignals, SessionAgentClient],
 })
 export class SessionStoreModule {}

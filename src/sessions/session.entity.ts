@@ -10,8 +10,12 @@ export class Session {
   @PrimaryColumn('uuid')
   id: string;
 
-  /** The tenant whose key created it; no other tenant ever sees it. */
-  @Column({ name: 'tenant_id', type: 'uuid' })
+  /**
+   * The tenant whose key created it; no other tenant ever sees it. NULL only
+   * on a warm pool container not claimed yet, which no query made for a
+   * tenant can return (they all filter on tenant_id).
+   */
+  @Column({ name: 'tenant_id', type: 'uuid', nullable: true })
   tenantId: string;
 
   @Column({ type: 'varchar', length: 16 })
@@ -19,6 +23,13 @@ export class Session {
 
   @Column({ type: 'varchar', length: 16 })
   status: SessionStatus;
+
+  /**
+   * Set when the container came from the warm pool (terminal,
+   * browser-headless, browser-headful): the variant it was started as.
+   */
+  @Column({ name: 'pool_variant', type: 'varchar', length: 32, nullable: true })
+  poolVariant: string | null;
 
   @Column({ type: 'varchar', length: 512 })
   image: string;

@@ -100,13 +100,18 @@ export interface SessionEventRow {
   createdAt: Date;
 }
 
-const COLUMNS = `id, tenant_id, kind, status, image, platform, platform_state, upstream_url, host_port, container_id, container_name,
+export const SESSION_COLUMNS = `id, tenant_id, kind, status, pool_variant, image, platform, platform_state, upstream_url, host_port, container_id, container_name,
   error_message, options, owner, workspace, profile, volume, idle_timeout_seconds, last_activity_source, stop_status, end_reason,
   removal_error, admitted_at, created_at, updated_at, started_at, last_activity_at, expires_at, deleted_at`;
 
-/** Records one event per changed row, in the statement that changed it (so the trail never misses one). */
+/**
+ * Records one event per changed row, in the statement that changed it (so
+ * the trail never misses one). A pool container no launch has claimed has
+ * no tenant, hence no audience: its trail starts at the claim.
+ */
 const EVENT_PER_ROW = (type: string, actor: string, data: string) =>
-  `ev AS (INSERT INTO session_events (session_id, tenant_id, type, actor, data) SELECT id, tenant_id, ${type}, ${actor}, ${data} FROM changed)`;
+  `ev AS (INSERT INTO session_events (session_id, tenant_id, type, actor, data)
+          SELECT id, tenant_id, ${type}, ${actor}, ${data} FROM changed WHERE tenant_id IS NOT NULL)`;
 
 type Row = Record<string, unknown>;
 
@@ -123,21 +128,23 @@ export class SessionsRepository {
   /**
    * Inserts a pending session and its first access token in one
    * transaction, after checking the quotas under the tenant's row lock (so
-   * concurrent launches cannot overshoot). The partial unique indexes decide
+   * concurrent launches cannot overshoot). With `poolVariant`, a warm pool
+   * container of that variant becomes the session instead (`starting`,
+   * to be bound), when there is one. The partial unique indexes decide
    * conflicts: a held volume or reuse key is a SessionConflict, as is an
    * Idempotency-Key that was used before.
    */
-  async create(input: NewSession, quotas: Quotas, idempotency?: { key: string; requestHash: string }): Promise<Session> {
+  async create(input: NewSession, quotas: Quotas, idempotency?: { key: string; requestHash: string }, poolVariant?: string | null): Promise<Session> {
     try {
       return await this.dataSource.transaction(async (manager) => {
-        await manager.query(`SELECT 1 FROM tenants WHERE id = $1 FOR UPDATE`, [input.tenantId]);
         await this.checkQuotas(manager, input, quotas);
-        const rows: Row[] = await manager.query(
+        const claimed = poolVariant ? await this.claimWarm(manager, input, poolVariant) : null;
+        const rows: Row[] = claimed ? [claimed] : await manager.query(
           `WITH created AS (
              INSERT INTO sessions (tenant_id, kind, status, image, platform, options, owner, workspace,
                                    profile, volume, reuse_key, idle_timeout_seconds, expires_at)
              VALUES ($1, $2, 'pending', $3, $4, $5::jsonb, $6, $7, $8, $9, $10, $11, now() + make_interval(secs => $12))
-             RETURNING ${COLUMNS}
+             RETURNING ${SESSION_COLUMNS}
            ), token AS (
              INSERT INTO session_access_tokens (token_hash, session_id) SELECT $13, id FROM created
            ), ev AS (
@@ -183,8 +190,59 @@ export class SessionsRepository {
     }
   }
 
+  /**
+   * Hands the oldest warm container of the variant to this launch: one
+   * statement, the row locked with SKIP LOCKED, so concurrent launches on any
+   * API replica each get a different container (or none, and start cold).
+   * The row becomes the session's: tenant, owner, options, deadlines, its
+   * first access token and the `created` event. It is `starting` until the
+   * container is bound (SessionsService).
+   */
+  private async claimWarm(manager: EntityManager, input: NewSession, variant: string): Promise<Row | null> {
+    const rows: Row[] = await manager.query(
+      `WITH claimed AS (
+         UPDATE sessions SET tenant_id = $1, status = 'starting', options = $5::jsonb, owner = $6, reuse_key = $7,
+                idle_timeout_seconds = $8, created_at = now(), admitted_at = now(), updated_at = now(),
+                expires_at = now() + make_interval(secs => $9)
+         WHERE id = (SELECT id FROM sessions
+                     WHERE status = 'warm' AND pool_variant = $10 AND kind = $2 AND image = $3 AND platform = $4
+                       AND expires_at > now() + interval '5 seconds'
+                     ORDER BY created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)
+           AND status = 'warm'
+         RETURNING ${SESSION_COLUMNS}
+       ), token AS (
+         INSERT INTO session_access_tokens (token_hash, session_id) SELECT $11, id FROM claimed
+       ), ev AS (
+         INSERT INTO session_events (session_id, tenant_id, type, actor, data)
+         SELECT id, tenant_id, 'created', $12, jsonb_build_object('kind', kind, 'owner', owner, 'expires_at', expires_at, 'pool', pool_variant) FROM claimed
+       )
+       SELECT * FROM claimed`,
+      [
+        input.tenantId,
+        input.kind,
+        input.image,
+        input.platform,
+        JSON.stringify(input.options),
+        input.owner,
+        input.reuseKey,
+        input.idleTimeoutSeconds,
+        input.ttlSeconds,
+        variant,
+        input.accessTokenHash,
+        input.actor,
+      ],
+    );
+    return rows[0] ?? null;
+  }
+
+  /**
+   * Counts the tenant's (and owner's) live sessions under the tenant's row
+   * lock, so concurrent launches cannot overshoot. Without quotas there is
+   * nothing to count and no lock to take: launches of one tenant run in parallel.
+   */
   private async checkQuotas(manager: EntityManager, input: NewSession, quotas: Quotas): Promise<void> {
     if (quotas.perTenant === null && (quotas.perOwner === null || !input.owner)) return;
+    await manager.query(`SELECT 1 FROM tenants WHERE id = $1 FOR UPDATE`, [input.tenantId]);
     const [counts]: Row[] = await manager.query(
       `SELECT count(*)::int AS tenant, count(*) FILTER (WHERE owner = $2)::int AS owner
        FROM sessions WHERE tenant_id = $1 AND status = ANY($3::varchar[])`,
@@ -197,7 +255,7 @@ export class SessionsRepository {
   /** The session an Idempotency-Key created, and the hash of the request that created it. */
   async findByIdempotencyKey(tenantId: string, key: string): Promise<{ session: Session; requestHash: string } | null> {
     const rows: Row[] = await this.dataSource.query(
-      `SELECT ${COLUMNS.split(',').map((column) => `s.${column.trim()}`).join(', ')}, k.request_hash AS idempotency_request_hash
+      `SELECT ${SESSION_COLUMNS.split(',').map((column) => `s.${column.trim()}`).join(', ')}, k.request_hash AS idempotency_request_hash
        FROM idempotency_keys k JOIN sessions s ON s.id = k.session_id WHERE k.tenant_id = $1 AND k.key = $2`,
       [tenantId, key],
     );
@@ -248,7 +306,7 @@ export class SessionsRepository {
     const params = [query.tenantId, query.kind ?? null, query.status ?? null, query.owner ?? null];
     const where = `tenant_id = $1 AND ($2::varchar IS NULL OR kind = $2) AND ($3::varchar IS NULL OR status = $3) AND ($4::varchar IS NULL OR owner = $4)`;
     const [rows, count] = await Promise.all([
-      this.dataSource.query(`SELECT ${COLUMNS} FROM sessions WHERE ${where} ORDER BY created_at DESC, id LIMIT $5 OFFSET $6`, [
+      this.dataSource.query(`SELECT ${SESSION_COLUMNS} FROM sessions WHERE ${where} ORDER BY created_at DESC, id LIMIT $5 OFFSET $6`, [
         ...params,
         query.limit,
         query.offset,
@@ -261,7 +319,7 @@ export class SessionsRepository {
   /** Live sessions of one owner in a tenant (for removal by owner). */
   async liveOfOwner(tenantId: string, owner: string): Promise<Session[]> {
     const rows: Row[] = await this.dataSource.query(
-      `SELECT ${COLUMNS} FROM sessions WHERE tenant_id = $1 AND owner = $2 AND status = ANY($3::varchar[]) ORDER BY created_at`,
+      `SELECT ${SESSION_COLUMNS} FROM sessions WHERE tenant_id = $1 AND owner = $2 AND status = ANY($3::varchar[]) ORDER BY created_at`,
       [tenantId, owner, LIVE_STATUSES],
     );
     return rows.map(toSession);
@@ -304,7 +362,7 @@ export class SessionsRepository {
     params.push(JSON.stringify(event));
     const rows: Row[] = await manager.query(
       `WITH changed AS (
-         UPDATE sessions SET ${sets.join(', ')} WHERE id = $1 AND status = ANY($3::varchar[]) ${condition} RETURNING ${COLUMNS}
+         UPDATE sessions SET ${sets.join(', ')} WHERE id = $1 AND status = ANY($3::varchar[]) ${condition} RETURNING ${SESSION_COLUMNS}
        ), ${EVENT_PER_ROW('$2', '$4', `$${params.length}::jsonb`)}
        SELECT * FROM changed`,
       params,
@@ -321,7 +379,7 @@ export class SessionsRepository {
     const rows: Row[] = await this.dataSource.query(
       `WITH changed AS (
          UPDATE sessions SET status = stop_status, host_port = NULL, removal_error = NULL, updated_at = now()
-         WHERE id = $1 AND status = 'stopping' RETURNING ${COLUMNS}
+         WHERE id = $1 AND status = 'stopping' RETURNING ${SESSION_COLUMNS}
        ), ${EVENT_PER_ROW('changed.status', `'system'`, `jsonb_build_object('reason', changed.end_reason)`)}
        SELECT * FROM changed`,
       [id],
@@ -341,7 +399,7 @@ export class SessionsRepository {
   async recordContainer(id: string, containerId: string, containerName: string, state: PlatformState): Promise<boolean> {
     const result = (await this.dataSource.query(
       `UPDATE sessions SET container_id = $2, container_name = $3, platform_state = $4::jsonb, updated_at = now()
-       WHERE id = $1 AND status IN ('starting', 'started')`,
+       WHERE id = $1 AND status IN ('warming', 'starting', 'started')`,
       [id, containerId, containerName, JSON.stringify(state)],
     )) as [unknown[], number];
     return result[1] === 1;
@@ -354,7 +412,7 @@ export class SessionsRepository {
    */
   async recordUpstream(id: string, upstreamUrl: string): Promise<boolean> {
     const result = (await this.dataSource.query(
-      `UPDATE sessions SET upstream_url = $2, updated_at = now() WHERE id = $1 AND status = 'starting'`,
+      `UPDATE sessions SET upstream_url = $2, updated_at = now() WHERE id = $1 AND status IN ('warming', 'starting')`,
       [id, upstreamUrl],
     )) as [unknown[], number];
     return result[1] === 1;
@@ -372,7 +430,7 @@ export class SessionsRepository {
       const candidate = range.min + Math.floor(Math.random() * span);
       try {
         const result = (await this.dataSource.query(
-          `UPDATE sessions SET host_port = COALESCE(host_port, $2) WHERE id = $1 AND status = 'starting' RETURNING host_port`,
+          `UPDATE sessions SET host_port = COALESCE(host_port, $2) WHERE id = $1 AND status IN ('warming', 'starting') RETURNING host_port`,
           [id, candidate],
         )) as [Row[], number];
         if (result[0].length === 0) throw new Error(`session ${id} is no longer starting`);
@@ -397,7 +455,7 @@ export class SessionsRepository {
     if (ids.length === 0) return [];
     const rows = rowsOf<Row>(await this.dataSource.query(
       `UPDATE sessions SET last_activity_at = now(), last_activity_source = $2
-       WHERE id = ANY($1::uuid[]) AND status = ANY($3::varchar[]) RETURNING ${COLUMNS}`,
+       WHERE id = ANY($1::uuid[]) AND status = ANY($3::varchar[]) RETURNING ${SESSION_COLUMNS}`,
       [ids, source, LIVE_STATUSES],
     ));
     return rows.map(toSession);
@@ -409,7 +467,7 @@ export class SessionsRepository {
       `WITH before AS (SELECT expires_at FROM sessions WHERE id = $1 AND tenant_id = $2),
        changed AS (
          UPDATE sessions SET expires_at = $3, updated_at = now()
-         WHERE id = $1 AND tenant_id = $2 AND status = ANY($4::varchar[]) RETURNING ${COLUMNS}
+         WHERE id = $1 AND tenant_id = $2 AND status = ANY($4::varchar[]) RETURNING ${SESSION_COLUMNS}
        ), ${EVENT_PER_ROW(`'extended'`, '$5', `jsonb_build_object('from', (SELECT expires_at FROM before), 'to', changed.expires_at)`)}
        SELECT * FROM changed`,
       [id, tenantId, expiresAt, LIVE_STATUSES, actor],
@@ -421,7 +479,7 @@ export class SessionsRepository {
   async recordEvent(sessionId: string, type: string, actor: string, data: Record<string, unknown> = {}): Promise<void> {
     await this.dataSource.query(
       `INSERT INTO session_events (session_id, tenant_id, type, actor, data)
-       SELECT id, tenant_id, $2, $3, $4::jsonb FROM sessions WHERE id = $1`,
+       SELECT id, tenant_id, $2, $3, $4::jsonb FROM sessions WHERE id = $1 AND tenant_id IS NOT NULL`,
       [sessionId, type, actor, JSON.stringify(data)],
     );
   }
@@ -446,7 +504,7 @@ export class SessionsRepository {
     const rows: Row[] = await this.dataSource.query(
       `WITH changed AS (
          UPDATE sessions SET last_activity_at = now(), last_activity_source = 'heartbeat'
-         WHERE id = $1 AND tenant_id = $2 AND status = ANY($3::varchar[]) RETURNING ${COLUMNS}
+         WHERE id = $1 AND tenant_id = $2 AND status = ANY($3::varchar[]) RETURNING ${SESSION_COLUMNS}
        ), ev AS (
          INSERT INTO session_events (session_id, tenant_id, type, actor)
          SELECT id, tenant_id, 'heartbeat', $4::varchar FROM changed
@@ -477,8 +535,9 @@ export class SessionsRepository {
   }
 
   /**
-   * Takes a pending session to `starting` if capacity allows (MAX_RUNNING_SESSIONS):
-   * sessions are admitted in arrival order, as many as there are free slots.
+   * Takes a pending session to `starting` if capacity allows (MAX_RUNNING_SESSIONS,
+   * which the warm pool's containers count toward): sessions are admitted in
+   * arrival order, as many as there are free slots.
    * Serialised by an advisory lock, so replicas admitting at once cannot
    * overshoot. 'queued': it waits; null: it is no longer pending.
    */
@@ -488,7 +547,8 @@ export class SessionsRepository {
       await manager.query(`SELECT pg_advisory_xact_lock($1)`, [ADMISSION_LOCK]);
       const rows: Row[] = await manager.query(
         `SELECT me.status,
-                (SELECT count(*) FROM sessions r WHERE r.platform = me.platform AND r.status IN ('starting', 'started', 'stopping'))::int AS running,
+                (SELECT count(*) FROM sessions r WHERE r.platform = me.platform
+                   AND r.status IN ('warming', 'warm', 'starting', 'started', 'stopping'))::int AS running,
                 (SELECT count(*) FROM sessions p WHERE p.platform = me.platform AND p.status = 'pending'
                    AND (p.created_at, p.id) < (me.created_at, me.id))::int AS ahead
          FROM sessions me WHERE me.id = $1`,
@@ -574,7 +634,7 @@ export class SessionsRepository {
     const rows: Row[] = await this.dataSource.query(
       `WITH changed AS (
          UPDATE sessions SET status = 'stopping', stop_status = $${n + 1}, end_reason = $${n + 2}, updated_at = now(), deleted_at = now()
-         WHERE ${where} RETURNING ${COLUMNS}
+         WHERE ${where} RETURNING ${SESSION_COLUMNS}
        ), ${EVENT_PER_ROW(`'stopping'`, `'system'`, `jsonb_build_object('reason', $${n + 2}::varchar)`)}
        SELECT * FROM changed`,
       [...params, stopStatus, reason],
@@ -582,13 +642,19 @@ export class SessionsRepository {
     return rows.map(toSession);
   }
 
-  /** Fails sessions that have not reached `started` within the start timeout (waiting for capacity does not count). */
+  /**
+   * Fails sessions that have not reached `started` within the start timeout
+   * (waiting for capacity does not count), and pool containers that did not
+   * become `warm` within it.
+   */
   async failStuck(startTimeoutSeconds: number): Promise<Session[]> {
     const message = `did not start within ${startTimeoutSeconds} s`;
     const rows: Row[] = await this.dataSource.query(
       `WITH changed AS (
          UPDATE sessions SET status = 'failed', end_reason = 'failed', updated_at = now(), deleted_at = now(), error_message = $2
-         WHERE status = 'starting' AND admitted_at <= now() - make_interval(secs => $1) RETURNING ${COLUMNS}
+         WHERE (status = 'starting' AND admitted_at <= now() - make_interval(secs => $1))
+            OR (status = 'warming' AND created_at <= now() - make_interval(secs => $1))
+         RETURNING ${SESSION_COLUMNS}
        ), ${EVENT_PER_ROW(`'failed'`, `'system'`, `jsonb_build_object('error', $2::varchar)`)}
        SELECT * FROM changed`,
       [startTimeoutSeconds, message],
@@ -601,9 +667,26 @@ export class SessionsRepository {
     return this.findWhere(`status = ANY($1::varchar[])`, [HOLDING_STATUSES]);
   }
 
-  /** Sessions whose container should be running: what the sweep checks against the platform. */
-  async findStarted(): Promise<Session[]> {
-    return this.findWhere(`status = 'started'`, []);
+  /** Sessions (and warm pool containers) whose container should be running: what the sweep checks against the platform. */
+  async findRunning(): Promise<Session[]> {
+    return this.findWhere(`status IN ('started', 'warm')`, []);
+  }
+
+  /**
+   * A claimed pool container could not be bound: forget it, so the
+   * provisioning job starts the session a container of its own (same id,
+   * same token, same port). The caller has removed the old container.
+   */
+  async forgetPoolContainer(id: string, why: string): Promise<Session | null> {
+    const rows: Row[] = await this.dataSource.query(
+      `WITH changed AS (
+         UPDATE sessions SET pool_variant = NULL, container_id = NULL, container_name = NULL, platform_state = '{}'::jsonb, updated_at = now()
+         WHERE id = $1 AND status = 'starting' AND pool_variant IS NOT NULL RETURNING ${SESSION_COLUMNS}
+       ), ${EVENT_PER_ROW(`'provisioning'`, `'worker'`, `jsonb_build_object('phase', 'cold-start', 'why', $2::varchar)`)}
+       SELECT * FROM changed`,
+      [id, why.slice(0, 512)],
+    );
+    return rows.length ? toSession(rows[0]) : null;
   }
 
   /** Sessions still `stopping` after `seconds`: their removal is retried by the sweep. */
@@ -627,7 +710,7 @@ export class SessionsRepository {
   }
 
   private async findWhere(where: string, params: unknown[]): Promise<Session[]> {
-    const rows: Row[] = await this.dataSource.query(`SELECT ${COLUMNS} FROM sessions WHERE ${where}`, params);
+    const rows: Row[] = await this.dataSource.query(`SELECT ${SESSION_COLUMNS} FROM sessions WHERE ${where}`, params);
     return rows.map(toSession);
   }
 }
@@ -648,12 +731,13 @@ function toEvent(row: Row): SessionEventRow {
   };
 }
 
-function toSession(row: Row): Session {
+export function toSession(row: Row): Session {
   const session = new Session();
   session.id = row.id as string;
   session.tenantId = row.tenant_id as string;
   session.kind = row.kind as SessionKind;
   session.status = row.status as SessionStatus;
+  session.poolVariant = (row.pool_variant as string) ?? null;
   session.image = row.image as string;
   session.platform = row.platform as string;
   session.platformState = (row.platform_state as PlatformState) ?? {};

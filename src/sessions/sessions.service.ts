@@ -4,6 +4,7 @@ import { DomainException, ErrorCode } from '../common/domain.exception';
 import { generateToken, hashToken } from '../common/tokens';
 import { BerthConfig } from '../config/berth-config';
 import { KindProfiles } from '../kinds/kind-profiles';
+import { PoolBinder } from '../pool/pool-binder';
 import { SessionJobs } from '../provisioning/session-jobs.service';
 import { Principal } from '../tenancy/principal';
 import { VolumesRepository } from '../volumes/volumes.repository';
@@ -68,6 +69,7 @@ export class SessionsService {
     private readonly signals: SessionSignals,
     private readonly kinds: KindProfiles,
     private readonly volumes: VolumesRepository,
+    private readonly pool: PoolBinder,
   ) {}
 
   /**
@@ -75,6 +77,8 @@ export class SessionsService {
    * hands out the live one the request points at: an Idempotency-Key seen
    * before, `reuse` of the same owner's session, or a profile or workspace a
    * live session holds. The database decides every race (unique indexes).
+   * When the warm pool holds a container that fits, the session is that
+   * container, bound in this request: `started` in the response.
    */
   async create(principal: Principal, kind: SessionKind, request: LaunchRequest): Promise<CreatedSession> {
     const settings = this.kinds.get(kind).settings;
@@ -103,6 +107,7 @@ export class SessionsService {
     }
 
     const accessToken = generateToken();
+    const poolVariant = this.poolVariantFor(kind, request.options ?? {}, storage);
     let session: Session;
     try {
       session = await this.sessions.create(
@@ -127,6 +132,7 @@ export class SessionsService {
           perOwner: limitOf(principal.maxSessionsPerOwner ?? this.config.tenancy.maxSessionsPerOwner),
         },
         request.idempotencyKey ? { key: request.idempotencyKey, requestHash } : undefined,
+        poolVariant,
       );
     } catch (error) {
       if (error instanceof QuotaExceeded) {
@@ -137,6 +143,9 @@ export class SessionsService {
       if (!(error instanceof SessionConflict)) throw error;
       return this.afterConflict(error, principal, kind, request, owner, storage, volume, requestHash);
     }
+    if (session.status === SessionStatus.Starting && session.poolVariant) {
+      return { session: await this.bindClaimed(session, principal), accessToken, reused: false };
+    }
     try {
       await this.jobs.provision({ sessionId: session.id });
     } catch (error) {
@@ -145,6 +154,29 @@ export class SessionsService {
     }
     this.logger.log({ msg: 'session created', sessionId: session.id, kind, tenantId: principal.tenantId, owner, expiresAt: session.expiresAt.toISOString() });
     return { session, accessToken, reused: false };
+  }
+
+  /** The warm pool variant that can serve this launch, if that pool is enabled. */
+  private poolVariantFor(kind: SessionKind, options: Record<string, unknown>, storage: string | null): string | null {
+    const variant = this.kinds.get(kind).poolVariantFor({ options, storage });
+    return variant && (this.config.pool.sizes[variant] ?? 0) > 0 ? variant : null;
+  }
+
+  /**
+   * Binds the warm container this launch claimed. If it cannot be bound,
+   * the launch goes on as a cold start, transparently: same session, same
+   * token; the provisioning job replaces the container.
+   */
+  private async bindClaimed(session: Session, principal: Principal): Promise<Session> {
+    const outcome = await this.pool.bind(session, principal.actor);
+    if ('bound' in outcome) return outcome.bound;
+    if ('ended' in outcome) return outcome.ended ?? session;
+    this.logger.warn({ msg: 'warm container could not be bound; starting the session cold', sessionId: session.id, error: outcome.unusable });
+    await this.jobs.provision({ sessionId: session.id }).catch((error: Error) =>
+      // Still `starting`: the queue reconciliation gives it a job.
+      this.logger.warn({ msg: 'provisioning not queued; reconciliation will', sessionId: session.id, error: error.message }),
+    );
+    return session;
   }
 
   /** A concurrent launch won the race the database refereed: hand out what it created. */

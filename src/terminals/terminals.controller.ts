@@ -1,10 +1,10 @@
 import { Body, Controller, Headers, HttpCode, Post, Res } from '@nestjs/common';
-import { ApiAcceptedResponse, ApiHeader, ApiOkResponse, ApiOperation, ApiTags, ApiTooManyRequestsResponse } from '@nestjs/swagger';
+import { ApiAcceptedResponse, ApiCreatedResponse, ApiHeader, ApiOkResponse, ApiOperation, ApiTags, ApiTooManyRequestsResponse } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { launchRequest } from '../sessions/dtos/launch.dto';
 import { CreatedSessionResponse, ErrorResponse } from '../sessions/dtos/session.response';
 import { SessionEndpointsFor } from '../sessions/session-endpoints';
-import { SessionKind } from '../sessions/session-status';
+import { SessionKind, SessionStatus } from '../sessions/session-status';
 import { CurrentPrincipal, Principal } from '../tenancy/principal';
 import { CreateTerminalDto } from './create-terminal.dto';
 
@@ -17,12 +17,14 @@ export class TerminalsController extends SessionEndpointsFor(SessionKind.Termina
   @ApiOperation({
     summary: 'Create a terminal',
     description:
-      'Records the session as `pending` and queues its provisioning (202). With `reuse` or an Idempotency-Key that ' +
+      'Records the session as `pending` and queues its provisioning (202). When the warm pool has a terminal ready ' +
+      '(no workspace), the session is that container, already `started` (201). With `reuse` or an Idempotency-Key that ' +
       'points at an existing session, or a workspace a live session holds, answers 200 with that session (and a new ' +
       'access token). GET it with `wait_seconds` (or follow its events) to learn when it is `started`.',
   })
   @ApiHeader({ name: 'Idempotency-Key', required: false, description: 'A replay with the same key returns the same session.' })
-  @ApiAcceptedResponse({ type: CreatedSessionResponse, description: 'A new session.' })
+  @ApiAcceptedResponse({ type: CreatedSessionResponse, description: 'A new session, being started.' })
+  @ApiCreatedResponse({ type: CreatedSessionResponse, description: 'A new session, started from the warm pool.' })
   @ApiOkResponse({ type: CreatedSessionResponse, description: 'An existing session, handed out again.' })
   @ApiTooManyRequestsResponse({ type: ErrorResponse, description: 'A quota or the rate limit is reached (see Retry-After).' })
   async create(
@@ -36,6 +38,7 @@ export class TerminalsController extends SessionEndpointsFor(SessionKind.Termina
       storage: body.workspace,
     });
     if (reused) res.status(200);
+    else if (session.status === SessionStatus.Started) res.status(201);
     return this.presenter.created(session, accessToken);
   }
 }

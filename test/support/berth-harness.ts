@@ -1,4 +1,4 @@
-import { INestApplication, INestApplicationContext } from '@nestjs/common';
+import { INestApplication, INestApplicationContext, LogLevel } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { NestExpressApplication } from '@nestjs/platform-express';
 import Docker from 'dockerode';
@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { DataSource } from 'typeorm';
 import { AppModule, Roles } from '../../src/app.module';
 import { BerthConfig } from '../../src/config/berth-config';
+import { createLogger } from '../../src/common/logger';
 import { HTTP_APP_OPTIONS, configureHttpApp } from '../../src/http-app';
 import { LABELS } from '../../src/platform/container-platform';
 import { hashToken } from '../../src/common/tokens';
@@ -94,14 +95,15 @@ export async function startBerth(env: Record<string, string> = {}, roles: Roles 
   });
   let app: INestApplication | INestApplicationContext;
   const module = AppModule.forRoot(config, roles);
-  const logger = ['error'] as const;
+  // TEST_LOG_LEVEL=log (or warn, debug) shows what Berth logs while a test runs.
+  const logger = process.env.TEST_LOG_LEVEL ? createLogger(config) : (['error'] as LogLevel[]);
   if (roles.api) {
-    const http = await NestFactory.create<NestExpressApplication>(module, { ...HTTP_APP_OPTIONS, logger: [...logger] });
+    const http = await NestFactory.create<NestExpressApplication>(module, { ...HTTP_APP_OPTIONS, logger });
     configureHttpApp(http, config);
     await http.listen(port, '127.0.0.1');
     app = http;
   } else {
-    app = await NestFactory.createApplicationContext(module, { logger: [...logger] });
+    app = await NestFactory.createApplicationContext(module, { logger });
     await app.init();
   }
   return {

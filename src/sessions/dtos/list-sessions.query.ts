@@ -1,7 +1,7 @@
 import { ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
-import { IsEnum, IsInt, IsOptional, IsString, Max, MaxLength, Min } from 'class-validator';
-import { SessionKind, SessionStatus } from '../session-status';
+import { IsEnum, IsIn, IsInt, IsOptional, IsString, Max, MaxLength, Min } from 'class-validator';
+import { SESSION_STATUSES, SessionKind, SessionStatus } from '../session-status';
 
 export class ListSessionsQuery {
   @ApiPropertyOptional({ enum: SessionKind, description: 'Only sessions of this kind (on /api/v1/sessions; the kind routes imply it).' })
@@ -9,9 +9,9 @@ export class ListSessionsQuery {
   @IsEnum(SessionKind, { message: `kind must be one of: ${Object.values(SessionKind).join(', ')}` })
   kind?: SessionKind;
 
-  @ApiPropertyOptional({ enum: SessionStatus, description: 'Only sessions in this status.' })
+  @ApiPropertyOptional({ enum: SESSION_STATUSES, description: 'Only sessions in this status.' })
   @IsOptional()
-  @IsEnum(SessionStatus, { message: `status must be one of: ${Object.values(SessionStatus).join(', ')}` })
+  @IsIn(SESSION_STATUSES, { message: `status must be one of: ${SESSION_STATUSES.join(', ')}` })
   status?: SessionStatus;
 
   @ApiPropertyOptional({ description: 'Only sessions of this owner.', example: 'alice@example.com' })

@@ -1,5 +1,5 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { SessionKind, SessionStatus } from '../session-status';
+import { SESSION_STATUSES, SessionKind, SessionStatus } from '../session-status';
 
 const EXAMPLE_ID = '550e8400-e29b-41d4-a716-446655440000';
 
@@ -11,7 +11,7 @@ export class SessionResponse {
   @ApiProperty({ enum: SessionKind })
   kind: SessionKind;
 
-  @ApiProperty({ enum: SessionStatus })
+  @ApiProperty({ enum: SESSION_STATUSES })
   status: SessionStatus;
 
   @ApiProperty({
