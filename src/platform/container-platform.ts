@@ -67,6 +67,8 @@ export interface ManagedContainer {
   kind: SessionKind;
   containerName: string;
   createdAt: Date;
+  /** What `poll` would call running (created, starting or up): the sweep polls only the others. */
+  running: boolean;
 }
 
 /**

@@ -138,6 +138,7 @@ export class DockerPlatform implements ContainerPlatform {
         kind: container.Labels[LABELS.kind] as SessionKind,
         containerName: (container.Names[0] ?? '').replace(/^\//, ''),
         createdAt: new Date(container.Created * 1000),
+        running: container.State === 'running' || container.State === 'restarting' || container.State === 'created',
       }));
     } catch (error) {
       throw toPlatformError(error, 'listing containers');

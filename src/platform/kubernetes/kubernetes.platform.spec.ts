@@ -520,7 +520,7 @@ describe('KubernetesPlatform against a fake API server', () => {
       expect(api.requests[0].query.get('labelSelector')).toBe('berth.managed-by=berth,berth.instance=berth');
       expect(managed.map((m) => m.sessionId).sort()).toEqual([SESSION, '22222222-3333-4444-8555-666666666666'].sort());
       const mine = managed.find((m) => m.sessionId === SESSION)!;
-      expect(mine).toMatchObject({ kind: SessionKind.Terminal, containerName: podName });
+      expect(mine).toMatchObject({ kind: SessionKind.Terminal, containerName: podName, running: true });
       expect(Math.abs(mine.createdAt.getTime() - Date.now())).toBeLessThan(10_000);
     });
 

@@ -134,6 +134,7 @@ export class KubernetesPlatform implements ContainerPlatform {
       kind: pod.metadata?.labels?.[LABELS.kind] as SessionKind,
       containerName: pod.metadata?.name ?? '',
       createdAt: new Date(pod.metadata?.creationTimestamp ?? 0),
+      running: podStatus(pod).state === 'running',
     }));
   }
 
