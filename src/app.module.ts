@@ -20,7 +20,11 @@ export interface Roles {
   api: boolean;
   /** Run the BullMQ processors and the cleanup schedule. */
   worker: boolean;
-  /** Run the gateway on its own (GATEWAY_PORT), forwarding API traffic to the API processes. */
+  /**
+   * Run the gateway on its own (GATEWAY_PORT), forwarding API traffic to the
+   * API processes. (The gateway's own entry point uses the leaner
+   * GatewayAppModule; this is for running roles together, as tests do.)
+   */
   gateway?: boolean;
 }
 

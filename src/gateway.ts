@@ -1,8 +1,8 @@
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
-import { AppModule } from './app.module';
 import { createLogger } from './common/logger';
 import { loadConfigOrExit } from './config/load-config';
+import { GatewayAppModule } from './gateway/gateway-app.module';
 import { handleShutdownSignals } from './shutdown';
 
 /**
@@ -13,7 +13,7 @@ import { handleShutdownSignals } from './shutdown';
 async function bootstrap(): Promise<void> {
   const config = loadConfigOrExit();
   const logger = createLogger(config);
-  const app = await NestFactory.createApplicationContext(AppModule.forRoot(config, { api: false, worker: false, gateway: true }), { logger });
+  const app = await NestFactory.createApplicationContext(GatewayAppModule.forRoot(config), { logger });
   handleShutdownSignals(app, config.shutdownTimeoutMs, logger);
   await app.init();
 }
