@@ -9,9 +9,9 @@ import { Agent, Dispatcher } from 'undici';
  * the upstream answered 101, so frames are never parsed.
  *
  * undici rather than a proxy library: on this 2-core machine, forwarding 1 KiB
- * responses at 50 connections, undici's dispatcher ran ~2.3x the requests/s of
- * http-proxy-3 with a keep-alive agent and ~4x configurable-http-proxy, with a
- * third of their p99 (bench/gateway.ts compares them in one run).
+ * responses at 50 connections, undici's dispatcher ran ~2.5x the requests/s of
+ * http-proxy-3 with a keep-alive agent and ~4x configurable-http-proxy, with
+ * about half their p99 (bench/gateway.ts compares them in one run; docs/BENCHMARKS.md).
  */
 
 /** Hop-by-hop headers (RFC 9110 §7.6.1) and ones undici sets itself: never forwarded. */
