@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { AddressInfo, Server, Socket, createConnection, createServer } from 'node:net';
 import { join } from 'node:path';
 import { PrivateServices } from './services';
@@ -10,6 +10,41 @@ const DIST = process.env.BERTH_CHAOS_DIST ?? join(__dirname, '..', '..', 'dist',
 
 /** Where session containers live on the host network: away from the normal suite's 20000-29999. */
 export const CHAOS_PORT_RANGE = '30000-30999';
+const PORT_BLOCKS = 5;
+const PORT_BLOCK_SIZE = 200;
+
+/**
+ * One block of CHAOS_PORT_RANGE for this run. Each run has its own Postgres,
+ * so two runs at once (two people, or npm test beside npm run chaos) would
+ * hand out the same host ports: each claims a block with a lock file
+ * (/tmp/berth-chaos-ports-N.lock holding its pid; a dead owner's is taken over).
+ */
+export function claimPortBlock(): { range: string; release: () => void } {
+  for (const n of [...Array(PORT_BLOCKS).keys()].sort(() => Math.random() - 0.5)) {
+    const lock = `/tmp/berth-chaos-ports-${n}.lock`;
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        writeFileSync(lock, String(process.pid), { flag: 'wx' });
+        const low = 30000 + n * PORT_BLOCK_SIZE;
+        return { range: `${low}-${low + PORT_BLOCK_SIZE - 1}`, release: () => rmSync(lock, { force: true }) };
+      } catch {
+        const owner = Number(readFileSync(lock, 'utf8'));
+        if (Number.isFinite(owner) && owner > 0 && alive(owner)) break;
+        rmSync(lock, { force: true }); // its run died: take it over
+      }
+    }
+  }
+  throw new Error(`all ${PORT_BLOCKS} session port blocks of ${CHAOS_PORT_RANGE} are taken by other chaos runs`);
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
 export const CHAOS_INSTANCE = 'chaos';
 export const CHAOS_QUEUE_PREFIX = 'chaos';
 export const TERMINAL_IMAGE = process.env.TERMINAL_IMAGE ?? 'berth/terminal:latest';
@@ -177,6 +212,7 @@ export class BerthCluster {
   readonly apis: BerthProcess[] = [];
   readonly workers: BerthProcess[] = [];
   readonly balancer: TcpBalancer;
+  private readonly ports = claimPortBlock();
 
   constructor(
     private readonly services: PrivateServices,
@@ -187,6 +223,11 @@ export class BerthCluster {
 
   get all(): BerthProcess[] {
     return [...this.apis, ...this.workers];
+  }
+
+  /** The session ports this run hands out (its block of CHAOS_PORT_RANGE). */
+  get portRange(): string {
+    return this.ports.range;
   }
 
   get urls(): string[] {
@@ -205,7 +246,7 @@ export class BerthCluster {
       // Only what is set here: never a developer's .env in the checkout.
       BERTH_ENV_FILE: '/dev/null',
       DOCKER_SOCKET_PATH: docker.socket,
-      SESSION_PORT_RANGE: CHAOS_PORT_RANGE,
+      SESSION_PORT_RANGE: this.ports.range,
       TERMINAL_IMAGE,
       CALLBACK_URL: `http://127.0.0.1:${this.balancer.port}/api/v1/callbacks`,
       CLEANUP_INTERVAL_MINUTES: String(this.options.cleanupIntervalMinutes),
@@ -254,7 +295,7 @@ export class BerthCluster {
     for (const process of this.all) process.supervise = false;
     await Promise.all(this.all.map((process) => process.kill('SIGTERM').catch(() => undefined)));
     await this.balancer.close();
-    await sleep(0);
+    this.ports.release();
   }
 
   killNow(): void {
@@ -262,5 +303,6 @@ export class BerthCluster {
       process.supervise = false;
       process.child.killNow();
     }
+    this.ports.release();
   }
 }

@@ -17,7 +17,6 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { CHAOS_PORT_RANGE } from './berth-cluster';
 import { TimelineEntry } from './chaos-actions';
 import { CheckOptions, Figures, nonZero, sessionFacts } from './checker';
 import { ChaosEnvironment } from './environment';
@@ -126,7 +125,7 @@ function report(args: Args, started: number, ended: number, env: ChaosEnvironmen
     `Load: ${args.rate} launches/s for ${args.duration} s (terminal image); ${Math.round(load.expireShare * 100)} % left to expire with a TTL of ` +
       `${load.shortTtlSeconds[0]}-${load.shortTtlSeconds[1]} s, the rest deleted ${load.deleteAfterSeconds[0]}-${load.deleteAfterSeconds[1]} s after acceptance ` +
       `through the other API process (${Math.round(load.keepShare * 100)} % of those kept ${load.keepSeconds[0]}-${load.keepSeconds[1]} s). Berth: 2 API processes, 2 workers (dist/ entry points), CLEANUP_INTERVAL_MINUTES=${args.cleanupIntervalMinutes}, ` +
-      `START_TIMEOUT_SECONDS=${args.startTimeoutSeconds}, everything else default; session ports ${CHAOS_PORT_RANGE}. ` +
+      `START_TIMEOUT_SECONDS=${args.startTimeoutSeconds}, everything else default; session ports ${env.cluster.portRange}. ` +
       `Wall time ${seconds(ended - started)} including the settle.`,
   );
   lines.push('');
