@@ -3,7 +3,8 @@
 # PostgreSQL 15, Redis 7 and a Docker engine. Idempotent: already-running
 # services are left alone. Used by `npm run quickstart` and `npm test`.
 #
-# Databases: role `berth` owning databases `berth` and `berth_test`.
+# Databases: role `berth` owning databases `berth`, and `berth_test` to `berth_test_4` (one per
+# parallel e2e worker).
 #
 # Credentials: session containers may share the host's network (the default),
 # so anything listening on 127.0.0.1 is reachable from a user's shell. Postgres
@@ -80,7 +81,7 @@ if [ "$(psql_admin -c "SELECT 1 FROM pg_roles WHERE rolname = 'berth'")" != "1" 
 fi
 # Always (re)set it: the credentials file is the source of truth.
 psql_admin -c "ALTER ROLE berth PASSWORD '$POSTGRES_PASSWORD'" >/dev/null
-for db in berth berth_test; do
+for db in berth berth_test berth_test_2 berth_test_3 berth_test_4; do
   if [ "$(psql_admin -c "SELECT 1 FROM pg_database WHERE datname = '$db'")" != "1" ]; then
     log "creating database $db"
     psql_admin -c "CREATE DATABASE $db OWNER berth"

@@ -26,12 +26,18 @@ results=$(mktemp -d)
 trap 'rm -rf "$results"' EXIT
 status=0
 
+# The image smoke test needs nothing of the rest: it runs alongside.
+log "terminal image smoke test (in the background; its output follows the e2e tier)"
+bash terminal-container/smoke-test.sh > "$results/smoke.txt" 2>&1 &
+smoke_pid=$!
 log "unit tests"
 npx jest --selectProjects unit --json --outputFile="$results/unit.json" || status=1
-log "end-to-end tests (real Postgres, Redis, Docker engine, Chromium)"
-npx jest --selectProjects e2e --runInBand --json --outputFile="$results/e2e.json" || status=1
-log "terminal image smoke test"
-bash terminal-container/smoke-test.sh | tee "$results/smoke.txt" || status=1
+# Two workers: each has a database and a port range of its own (test/support/berth-harness.ts).
+log "end-to-end tests (real Postgres, Redis, Docker engine, Chromium; ${BERTH_E2E_WORKERS:-2} files at a time)"
+npx jest --selectProjects e2e --maxWorkers="${BERTH_E2E_WORKERS:-2}" --json --outputFile="$results/e2e.json" || status=1
+wait "$smoke_pid" || status=1
+log "terminal image smoke test output"
+cat "$results/smoke.txt"
 
 node - "$results" <<'JS'
 const fs = require('fs');

@@ -32,8 +32,24 @@ function serviceUrls(): { database: string; redis: string } {
   return { database: value('DATABASE_URL'), redis: value('REDIS_URL') };
 }
 const urls = serviceUrls();
-export const TEST_DATABASE_URL = urls.database;
+
+/**
+ * The e2e files run in parallel jest workers (scripts/test.sh). Each worker
+ * gets a database of its own (berth_test, berth_test_2, ...: test files
+ * truncate every table) and a host port range of its own (the unique index
+ * that keeps two sessions off one port is per database). Redis is shared:
+ * every harness has its own queue prefix and container label already.
+ */
+const WORKER = Math.max(1, Number(process.env.JEST_WORKER_ID ?? 1));
+function databaseOfWorker(url: string): string {
+  if (WORKER === 1) return url;
+  const parsed = new URL(url);
+  parsed.pathname = `${parsed.pathname}_${WORKER}`;
+  return parsed.toString();
+}
+export const TEST_DATABASE_URL = databaseOfWorker(urls.database);
 export const TEST_REDIS_URL = urls.redis;
+export const TEST_PORT_RANGE = `${20000 + (WORKER - 1) * 2500}-${20000 + WORKER * 2500 - 1}`;
 export const TERMINAL_IMAGE = process.env.TERMINAL_IMAGE ?? 'berth/terminal:latest';
 export const BROWSER_IMAGE = process.env.BROWSER_IMAGE ?? 'berth/browser:latest';
 
@@ -90,6 +106,7 @@ export async function startBerth(env: Record<string, string> = {}, roles: Roles 
     PUBLIC_URL: `http://127.0.0.1:${port}`,
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'error',
     START_TIMEOUT_SECONDS: '20',
+    SESSION_PORT_RANGE: TEST_PORT_RANGE,
     PROVISION_BACKOFF_MS: '200',
     ...env,
   });

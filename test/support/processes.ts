@@ -1,6 +1,6 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { TERMINAL_IMAGE, TEST_DATABASE_URL, TEST_REDIS_URL } from './berth-harness';
+import { TERMINAL_IMAGE, TEST_DATABASE_URL, TEST_PORT_RANGE, TEST_REDIS_URL } from './berth-harness';
 import { TEST_ADMIN_KEY, TEST_SECRET_KEY } from './test-config';
 
 const DIST = join(__dirname, '..', '..', 'dist', 'src');
@@ -22,6 +22,7 @@ export function run(entry: 'main.js' | 'worker.js' | 'gateway.js', env: Record<s
       // Not the developer's .env (quickstart writes one in the checkout): only what the test sets.
       BERTH_ENV_FILE: '/dev/null',
       TERMINAL_IMAGE,
+      SESSION_PORT_RANGE: TEST_PORT_RANGE,
       LOG_FORMAT: 'json',
       ...env,
     },
