@@ -87,7 +87,7 @@ describe('tenants, keys, reuse, idle timeouts, quotas, events (real Postgres, Re
 
   it('stops an idle session within a second of its deadline; heartbeats and gateway traffic keep one alive', async () => {
     const idle = await api(berth.url, 'POST', '/api/v1/terminals', { idle_timeout_seconds: 3 });
-    const beating = await api(berth.url, 'POST', '/api/v1/terminals', { idle_timeout_seconds: 3 });
+    const beating = await api(berth.url, 'POST', '/api/v1/terminals', { idle_timeout_seconds: 3, ttl_seconds: 3600 });
     const talking = await api(berth.url, 'POST', '/api/v1/terminals', { idle_timeout_seconds: 3 });
     const [idleStarted, , talkingStarted] = await Promise.all([idle, beating, talking].map((s) => waitForStatus(berth.url, s.body.id, ['started'])));
 
@@ -116,9 +116,11 @@ describe('tenants, keys, reuse, idle timeouts, quotas, events (real Postgres, Re
     } finally {
       clearInterval(keepAlive);
     }
-    // extend moves the hard deadline, capped, and says who did it.
+    // extend moves the hard deadline, capped, and says who did it; it never shortens one.
     const extended = await api(berth.url, 'POST', `/api/v1/sessions/${beating.body.id}/extend`, { ttl_seconds: 7200 });
     expect(extended.status).toBe(200);
+    const notShortened = await api(berth.url, 'POST', `/api/v1/sessions/${beating.body.id}/extend`, { ttl_seconds: 60 });
+    expect(notShortened.body.expires_at).toBe(extended.body.expires_at);
     const lifecycle = await api(berth.url, 'GET', `/api/v1/sessions/${beating.body.id}/lifecycle`);
     expect(lifecycle.body.extensions).toEqual([expect.objectContaining({ type: 'extended', actor: 'admin' })]);
     expect(Math.abs(new Date(lifecycle.body.hard_deadline).getTime() - (Date.now() + 7200_000))).toBeLessThan(5000);
@@ -218,6 +220,9 @@ describe('tenants, keys, reuse, idle timeouts, quotas, events (real Postgres, Re
       // The phases, in order (the TTL of 6 s ends it; expiring_soon comes 3 s before).
       const order = ['created', 'starting', 'provisioning', 'started', 'expiring_soon', 'stopping', 'expired'];
       expect(events.filter((event) => order.includes(event))).toEqual(order);
+      // Every start-up phase comes before `started`, none after.
+      const every = [...buffer.matchAll(/^event: (\S+)$/gm)].map((match) => match[1]);
+      expect(every.lastIndexOf('provisioning')).toBeLessThan(every.indexOf('started'));
 
       const secret = hook.body.secret;
       await eventually(async () => received.some((delivery) => delivery.type === 'expired'), 20_000, 'the webhook for expired');
@@ -239,7 +244,9 @@ describe('tenants, keys, reuse, idle timeouts, quotas, events (real Postgres, Re
       for (let i = 0; i < 7; i++) statuses.push((await api(limited.url, 'GET', '/api/v1/sessions')).status);
       expect(statuses.slice(0, 5)).toEqual([200, 200, 200, 200, 200]);
       expect(statuses.slice(5)).toEqual([429, 429]);
-      const refused = await api(limited.url, 'GET', '/api/v1/sessions');
+      // One budget per key for the whole API: another route is refused too.
+      const refused = await api(limited.url, 'GET', '/api/v1/terminals');
+      expect(refused.status).toBe(429);
       expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0);
       expect(refused.body).toMatchObject({ statusCode: 429, code: 'rate_limited' });
     } finally {

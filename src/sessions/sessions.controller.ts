@@ -13,7 +13,7 @@ import { SessionEventRow } from './sessions.repository';
 import { SessionsService } from './sessions.service';
 
 class ExtendDto {
-  @ApiProperty({ example: 3600, description: 'The session ends this many seconds from now (capped by MAX_SESSION_LIFETIME_HOURS after its creation).' })
+  @ApiProperty({ example: 3600, description: 'The session ends no sooner than this many seconds from now (capped by MAX_SESSION_LIFETIME_HOURS after its creation; a later deadline is kept).' })
   @Max(10 * 365 * 86400)
   @Min(1)
   @IsInt()
@@ -102,7 +102,7 @@ export class SessionsController extends SessionEndpointsFor(undefined, 'session'
 
   @Post(':id/extend')
   @HttpCode(200)
-  @ApiOperation({ summary: "Move a session's hard deadline", description: 'Capped by MAX_SESSION_LIFETIME_HOURS after its creation; recorded with who asked.' })
+  @ApiOperation({ summary: "Move a session's hard deadline", description: 'To now + ttl_seconds, capped by MAX_SESSION_LIFETIME_HOURS after its creation; never earlier than the current deadline. Recorded with who asked.' })
   @ApiOkResponse({ type: SessionResponse })
   @ApiNotFoundResponse({ type: ErrorResponse })
   async extend(@CurrentPrincipal() principal: Principal, @Param('id', uuidPipe) id: string, @Body() body: ExtendDto): Promise<SessionResponse> {

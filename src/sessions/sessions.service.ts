@@ -317,13 +317,16 @@ export class SessionsService {
   /**
    * Moves the hard deadline to now + `ttlSeconds`, never beyond
    * MAX_SESSION_LIFETIME_HOURS after the session's creation (it is capped
-   * there, and the response shows where it landed).
+   * there, and the response shows where it landed), and never earlier than
+   * it already is.
    */
   async extend(principal: Principal, id: string, ttlSeconds: number): Promise<Session> {
     const current = await this.get(principal, id);
     if (!isLive(current.status)) throw new DomainException(ErrorCode.SessionNotLive, `Session ${id} is ${current.status}`);
     const cap = current.createdAt.getTime() + this.config.sessions.maxLifetimeSeconds * 1000;
     const target = new Date(Math.min(Date.now() + ttlSeconds * 1000, cap));
+    // Extending never shortens: a deadline already later stays (and nothing is recorded).
+    if (target <= current.expiresAt) return current;
     const extended = await this.sessions.extend(id, principal.tenantId, target, principal.actor);
     if (!extended) throw new DomainException(ErrorCode.SessionNotLive, `Session ${id} ended meanwhile`);
     await this.jobs.scheduleExpiry(id, extended.expiresAt);

@@ -1,4 +1,5 @@
 import { ExecutionContext, Injectable, Logger } from '@nestjs/common';
+import { createHash } from 'node:crypto';
 import { ThrottlerException, ThrottlerGuard, ThrottlerRequest } from '@nestjs/throttler';
 import type { Response } from 'express';
 import { DomainException, ErrorCode } from '../common/domain.exception';
@@ -23,6 +24,15 @@ export class KeyThrottlerGuard extends ThrottlerGuard {
   protected async getTracker(req: Record<string, unknown>): Promise<string> {
     const request = req as unknown as AuthenticatedRequest;
     return request.principal ? (request.principal.keyId ?? 'admin') : String(request.ip);
+  }
+
+  /**
+   * One counter per key for the whole API. The library's default counts per
+   * route (controller and handler in the key), which would let a key make
+   * RATE_LIMIT_PER_MINUTE requests to every route.
+   */
+  protected generateKey(_context: ExecutionContext, tracker: string, throttlerName: string): string {
+    return createHash('sha256').update(`${throttlerName}-${tracker}`).digest('hex');
   }
 
   protected async handleRequest(request: ThrottlerRequest): Promise<boolean> {
