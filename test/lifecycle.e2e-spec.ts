@@ -31,7 +31,9 @@ describe('terminal session lifecycle (real Postgres, Redis, Docker)', () => {
     const port = new URL(berth.url).port;
     expect(started.tunnel_url).toBe(`http://${id}.localhost:${port}/`);
     expect(started.path_url).toBe(`${berth.url}/s/${id}/`);
+    // Where the container is was recorded before it could call back: never `started` without it.
     expect(started.container_name).toBe(`${berth.instance}-terminal-${id}`);
+    expect(started.container_id).toEqual(expect.any(String));
     expect(started.started_at).not.toBeNull();
     // The access token is never stored or shown again.
     expect(started.access_token).toBeUndefined();

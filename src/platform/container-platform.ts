@@ -48,10 +48,13 @@ export interface ContainerRef {
   state: PlatformState;
 }
 
-export interface StartedContainer {
+export interface CreatedContainer {
   containerId: string;
   containerName: string;
   state: PlatformState;
+}
+
+export interface StartedContainer extends CreatedContainer {
   /** True when a container for this session already existed and was adopted. */
   adopted: boolean;
 }
@@ -96,7 +99,12 @@ export interface ContainerPlatform {
    * Always what the platform assigned, never what a container says of itself.
    */
   upstreamUrlFor(spec: SessionContainerSpec): string | null;
-  start(spec: SessionContainerSpec): Promise<StartedContainer>;
+  /**
+   * Creates (or adopts) and starts the container. `onCreated` runs once the
+   * container exists and before it runs, so whatever the caller records about
+   * it is there before the container can call back.
+   */
+  start(spec: SessionContainerSpec, onCreated?: (created: CreatedContainer) => Promise<void>): Promise<StartedContainer>;
   stop(ref: ContainerRef): Promise<void>;
   poll(ref: ContainerRef): Promise<ContainerStatus>;
   listManaged(): Promise<ManagedContainer[]>;

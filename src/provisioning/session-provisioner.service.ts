@@ -108,7 +108,9 @@ export class SessionProvisioner {
     if (started === 'failed' || started === 'ended-meanwhile') return started;
     await progress('container-created');
     await progress('waiting-for-ready');
-    await this.sessions.recordEvent(sessionId, 'provisioning', 'worker', { phase: 'waiting-for-callback' });
+    // Only while still starting: a container that already called back makes this phase moot, and
+    // recording it after `started` would show the phases out of order.
+    await this.sessions.recordEvent(sessionId, 'provisioning', 'worker', { phase: 'waiting-for-callback' }, SessionStatus.Starting);
     return this.watch({ ...session, platformState: started.state }, progress);
   }
 
@@ -143,12 +145,16 @@ export class SessionProvisioner {
    */
   private async createContainer(session: Session): Promise<StartedContainer | 'failed' | 'ended-meanwhile'> {
     let started: StartedContainer;
+    let recorded: boolean | undefined;
     try {
       const spec = await this.specFor(session);
       // Known before the container exists, so recorded before it can call back.
       const upstreamUrl = this.platform.upstreamUrlFor(spec);
       if (upstreamUrl) await this.sessions.recordUpstream(session.id, upstreamUrl);
-      started = await this.platform.start(spec);
+      // Where the container is, recorded before it runs: a session is never `started` without it.
+      started = await this.platform.start(spec, async (created) => {
+        recorded = await this.sessions.recordContainer(session.id, created.containerId, created.containerName, created.state);
+      });
     } catch (error) {
       if (error instanceof PlatformError && !error.transient) {
         await this.fail(session, error.message);
@@ -157,7 +163,8 @@ export class SessionProvisioner {
       throw error;
     }
     this.logger.log({ msg: started.adopted ? 'adopted existing container' : 'container started', sessionId: session.id, container: started.containerName });
-    if (!(await this.sessions.recordContainer(session.id, started.containerId, started.containerName, started.state))) {
+    recorded ??= await this.sessions.recordContainer(session.id, started.containerId, started.containerName, started.state);
+    if (!recorded) {
       // Ended while the container was being created: we lost the race, so we
       // remove what we made (the teardown job may have run before it existed).
       this.logger.log({ msg: 'ended while its container was created; removing it', sessionId: session.id });

@@ -476,11 +476,14 @@ export class SessionsRepository {
   }
 
   /** Appends an event that is not a status change (handed out, heartbeat, queued, a start-up phase, expiring soon). */
-  async recordEvent(sessionId: string, type: string, actor: string, data: Record<string, unknown> = {}): Promise<void> {
+  async recordEvent(sessionId: string, type: string, actor: string, data: Record<string, unknown> = {}, onlyIf?: SessionStatus): Promise<void> {
+    // With `onlyIf`, the row is locked while the event is added: a status change
+    // racing it lands either before (no event) or after (a later event id).
     await this.dataSource.query(
       `INSERT INTO session_events (session_id, tenant_id, type, actor, data)
-       SELECT id, tenant_id, $2, $3, $4::jsonb FROM sessions WHERE id = $1 AND tenant_id IS NOT NULL`,
-      [sessionId, type, actor, JSON.stringify(data)],
+       SELECT id, tenant_id, $2, $3, $4::jsonb FROM sessions
+       WHERE id = $1 AND tenant_id IS NOT NULL ${onlyIf ? 'AND status = $5 FOR UPDATE' : ''}`,
+      onlyIf ? [sessionId, type, actor, JSON.stringify(data), onlyIf] : [sessionId, type, actor, JSON.stringify(data)],
     );
   }
 

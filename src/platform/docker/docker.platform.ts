@@ -6,6 +6,7 @@ import {
   ContainerPlatform,
   ContainerRef,
   ContainerStatus,
+  CreatedContainer,
   LABELS,
   ManagedContainer,
   ManagedVolume,
@@ -53,7 +54,7 @@ export class DockerPlatform implements ContainerPlatform {
     this.requiresHostPort = network === 'host' || publishHost !== '';
   }
 
-  async start(spec: SessionContainerSpec, attempt = 1): Promise<StartedContainer> {
+  async start(spec: SessionContainerSpec, onCreated?: (created: CreatedContainer) => Promise<void>, attempt = 1): Promise<StartedContainer> {
     const name = this.containerName(spec);
     const network = this.networkOf(name, spec);
     const options = buildContainerOptions(name, spec, this.config, network.env, network.publish);
@@ -73,18 +74,20 @@ export class DockerPlatform implements ContainerPlatform {
         // try again shortly, a bounded number of times.
         if (attempt >= MAX_CREATE_ATTEMPTS) throw new PlatformError(`container name ${name} stayed busy; will retry`, true);
         await sleep(50 * attempt);
-        return this.start(spec, attempt + 1);
+        return this.start(spec, onCreated, attempt + 1);
       }
       container = adoptedContainer;
       adopted = true;
     }
+    const created: CreatedContainer = { containerId: container.id, containerName: name, state: { containerName: name, containerId: container.id } };
+    await onCreated?.(created);
     try {
       await container.start();
     } catch (error) {
       // 304: already running (adopted). Anything else is a real failure.
       if (statusOf(error) !== 304) throw toPlatformError(error, `starting container ${name}`, spec.image);
     }
-    return { containerId: container.id, containerName: name, state: { containerName: name, containerId: container.id }, adopted };
+    return { ...created, adopted };
   }
 
   upstreamUrlFor(spec: SessionContainerSpec): string {

@@ -6,6 +6,7 @@ import {
   ContainerPlatform,
   ContainerRef,
   ContainerStatus,
+  CreatedContainer,
   LABELS,
   ManagedContainer,
   ManagedVolume,
@@ -82,7 +83,7 @@ export class KubernetesPlatform implements ContainerPlatform {
     return null;
   }
 
-  async start(spec: SessionContainerSpec): Promise<StartedContainer> {
+  async start(spec: SessionContainerSpec, onCreated?: (created: CreatedContainer) => Promise<void>): Promise<StartedContainer> {
     const podName = sessionContainerName(this.config.platform.instance, spec.kind, spec.sessionId);
     // Claims first: a pod naming a claim that does not exist yet would sit
     // unschedulable until it does.
@@ -90,12 +91,11 @@ export class KubernetesPlatform implements ContainerPlatform {
     const { pod, adopted } = await this.createOrAdoptPod(podName, spec);
     const podUid = pod.metadata?.uid;
     if (!podUid) throw new PlatformError(`Kubernetes API returned pod ${podName} without a uid`, true);
-    return {
-      containerId: podUid,
-      containerName: podName,
-      state: { containerName: podName, podUid, namespace: this.namespace },
-      adopted,
-    };
+    // A pod runs as soon as it is scheduled; its agent's callback is refused until its address
+    // is recorded (after this returns), so "created" and "started" are one moment here.
+    const created: CreatedContainer = { containerId: podUid, containerName: podName, state: { containerName: podName, podUid, namespace: this.namespace } };
+    await onCreated?.(created);
+    return { ...created, adopted };
   }
 
   async stop(ref: ContainerRef): Promise<void> {
