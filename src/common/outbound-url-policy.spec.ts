@@ -42,4 +42,13 @@ describe('OutboundUrlPolicy', () => {
     await expect(allowing.check('http://127.0.0.2/')).rejects.toThrow(/webhook url host 127.0.0.2 resolves to 127.0.0.2.*WEBHOOK_URL_ALLOW/);
     await expect(allowing.check('http://169.254.169.254/')).rejects.toThrow(/metadata/);
   });
+
+  it('allows every subdomain of a *.domain entry, and not the domain itself or look-alikes', async () => {
+    const wildcard = new OutboundUrlPolicy(['*.corp.example'], 'start_url', 'START_URL_ALLOW');
+    await expect(wildcard.check('http://wiki.corp.example/')).resolves.toBeUndefined();
+    await expect(wildcard.check('https://a.b.corp.example:8443/x')).resolves.toBeUndefined();
+    // Neither the apex nor a name that merely ends the same way: both are resolved (and fail here, offline).
+    await expect(wildcard.check('http://corp.example/')).rejects.toThrow(/start_url host corp.example/);
+    await expect(wildcard.check('http://evilcorp.example/')).rejects.toThrow(/start_url host evilcorp.example/);
+  });
 });

@@ -53,12 +53,14 @@ export class UrlRefused extends DomainException {
 /**
  * Checks a URL a client gave Berth to fetch (a browser's start_url, a
  * webhook): http or https only, no credentials, and every address its host
- * resolves to must be public or explicitly allowed (`allow`: host names and
- * CIDRs). `field` names it in messages, and `allowVariable` says how to permit it.
+ * resolves to must be public or explicitly allowed (`allow`: host names,
+ * `*.domain` for every subdomain of a domain, and CIDRs). `field` names it in messages, and `allowVariable` says how to permit it.
  */
 export class OutboundUrlPolicy {
   private readonly forbidden = forbiddenList();
   private readonly allowedHosts = new Set<string>();
+  /** `*.corp.example` entries, kept as `.corp.example`: any subdomain (not the domain itself), as the browser agent reads them. */
+  private readonly allowedSuffixes: string[] = [];
   private readonly allowedNetworks = new BlockList();
 
   constructor(
@@ -69,7 +71,9 @@ export class OutboundUrlPolicy {
     for (const entry of allow) {
       const [address, prefix] = entry.split('/');
       const family = isIP(address);
-      if (family === 0) {
+      if (family === 0 && entry.startsWith('*.')) {
+        this.allowedSuffixes.push(entry.slice(1).toLowerCase());
+      } else if (family === 0) {
         this.allowedHosts.add(entry.toLowerCase());
       } else {
         const type = family === 6 ? 'ipv6' : 'ipv4';
@@ -88,7 +92,7 @@ export class OutboundUrlPolicy {
     if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UrlRefused(`${this.field} must be http or https`);
     if (url.username || url.password) throw new UrlRefused(`${this.field} must not carry credentials`);
     const host = url.hostname.replace(/^\[|\]$/g, '').toLowerCase();
-    if (this.allowedHosts.has(host)) return;
+    if (this.allowedHosts.has(host) || this.allowedSuffixes.some((suffix) => host.endsWith(suffix))) return;
     const addresses = isIP(host) ? [host] : await this.resolve(host);
     for (const address of addresses) {
       if (!this.permitted(address)) {

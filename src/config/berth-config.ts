@@ -59,7 +59,7 @@ export class BerthConfig {
   };
   /** Per kind: what it runs and within which limits (see src/kinds/). */
   readonly terminal: KindSettings;
-  readonly browser: KindSettings & { maxUploadBytes: number; startUrlAllow: string[] };
+  readonly browser: KindSettings & { maxUploadBytes: number; maxDownloadBytes: number; startUrlAllow: string[] };
   readonly provisioning: { attempts: number; backoffMs: number; concurrency: number };
   /** Containers kept ready per pool variant (terminal, browser-headless, browser-headful), and their maximum age. */
   readonly pool: { sizes: Readonly<Record<string, number>>; maxAgeSeconds: number };
@@ -149,6 +149,7 @@ export class BerthConfig {
         tmpfsBytes: env.BROWSER_TMPFS_MB * MiB,
       },
       maxUploadBytes: env.BROWSER_MAX_UPLOAD_MB * MiB,
+      maxDownloadBytes: env.BROWSER_MAX_DOWNLOAD_MB * MiB,
       startUrlAllow: splitList(env.START_URL_ALLOW),
     };
     this.provisioning = {

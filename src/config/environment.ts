@@ -343,9 +343,16 @@ export class EnvironmentVariables {
   @Max(64 * 1024)
   BROWSER_MAX_UPLOAD_MB: number = 100;
 
+  /** Largest file a browser session keeps from a download: a bigger one is cancelled and never listed. */
+  @IsInt()
+  @Min(1)
+  @Max(64 * 1024)
+  BROWSER_MAX_DOWNLOAD_MB: number = 500;
+
   /**
    * start_url hosts that may resolve to loopback, private, link-local, CGNAT
-   * or metadata addresses anyway: comma-separated host names and CIDRs.
+   * or metadata addresses anyway: comma-separated host names, `*.domain`
+   * (every subdomain of domain) and CIDRs.
    * Empty: such start URLs are refused with 400.
    */
   @IsString()

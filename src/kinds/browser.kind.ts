@@ -52,6 +52,7 @@ export class BrowserKind implements KindProfile {
       BERTH_OPTIONS: JSON.stringify(session.options),
       BERTH_URL_POLICY: this.urlPolicy,
       BERTH_MAX_UPLOAD_BYTES: String(this.config.browser.maxUploadBytes),
+      BERTH_MAX_DOWNLOAD_BYTES: String(this.config.browser.maxDownloadBytes),
     };
   }
 
@@ -81,6 +82,7 @@ export class BrowserKind implements KindProfile {
       BERTH_LAUNCH_OPTIONS: JSON.stringify(variant.launchOptions),
       BERTH_URL_POLICY: this.urlPolicy,
       BERTH_MAX_UPLOAD_BYTES: String(this.config.browser.maxUploadBytes),
+      BERTH_MAX_DOWNLOAD_BYTES: String(this.config.browser.maxDownloadBytes),
     };
   }
 
