@@ -3,7 +3,7 @@
 # as quickstart), then runs every tier:
 #   1. unit specs (pure logic, beside the code),
 #   2. end-to-end specs against real Postgres, Redis, Docker and Chromium,
-#   3. the terminal image's own smoke test.
+#   3. the terminal and browser images' own smoke tests (alongside the others).
 # Ends with one summary line, "Tests: N passed, N failed".
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,9 +26,11 @@ results=$(mktemp -d)
 trap 'rm -rf "$results"' EXIT
 status=0
 
-# The image smoke test needs nothing of the rest: it runs alongside.
-log "terminal image smoke test (in the background; its output follows the e2e tier)"
-bash terminal-container/smoke-test.sh > "$results/smoke.txt" 2>&1 &
+# The images' smoke tests need nothing of the rest: they run alongside, one after the other.
+log "terminal and browser image smoke tests (in the background; their output follows the e2e tier)"
+( bash terminal-container/smoke-test.sh > "$results/smoke.txt" 2>&1; t=$?
+  bash browser-container/smoke-test.sh > "$results/browser-smoke.txt" 2>&1; b=$?
+  [ "$t" -eq 0 ] && [ "$b" -eq 0 ] ) &
 smoke_pid=$!
 log "unit tests"
 npx jest --selectProjects unit --json --outputFile="$results/unit.json" || status=1
@@ -38,6 +40,8 @@ npx jest --selectProjects e2e --maxWorkers="${BERTH_E2E_WORKERS:-2}" --json --ou
 wait "$smoke_pid" || status=1
 log "terminal image smoke test output"
 cat "$results/smoke.txt"
+log "browser image smoke test output"
+cat "$results/browser-smoke.txt"
 
 node - "$results" <<'JS'
 const fs = require('fs');
@@ -52,8 +56,12 @@ for (const name of ['unit.json', 'e2e.json']) {
     failed += 1; // the runner did not even report
   }
 }
-const smoke = fs.readFileSync(`${dir}/smoke.txt`, 'utf8').match(/(\d+) passed, (\d+) failed/);
-if (smoke) { passed += Number(smoke[1]); failed += Number(smoke[2]); } else { failed += 1; }
+for (const name of ['smoke.txt', 'browser-smoke.txt']) {
+  let text = '';
+  try { text = fs.readFileSync(`${dir}/${name}`, 'utf8'); } catch {}
+  const smoke = text.match(/(\d+) passed, (\d+) failed/);
+  if (smoke) { passed += Number(smoke[1]); failed += Number(smoke[2]); } else { failed += 1; }
+}
 console.log(`Tests: ${passed} passed, ${failed} failed`);
 JS
 exit $status
