@@ -29,6 +29,8 @@ if [ ! -f .env ]; then
     /^# CALLBACK_URL=/ { print "CALLBACK_URL=http://127.0.0.1:3001/api/v1/callbacks"; next }
     /^RUN_GATEWAY_IN_API=/ { print "RUN_GATEWAY_IN_API=false"; next }
     /^GATEWAY_PORT=/ { print "GATEWAY_PORT=3000"; next }
+    # Two terminals kept warm: a terminal is `started` in its POST (a few MiB each while idle).
+    /^POOL_TERMINALS=/ { print "POOL_TERMINALS=2"; next }
     { print }' .env.example >.env
   chmod 600 .env
   log "wrote .env from .env.example with generated credentials (edit it to change settings)"
