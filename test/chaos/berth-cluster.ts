@@ -1,12 +1,29 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { AddressInfo, Server, Socket, createConnection, createServer } from 'node:net';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { PrivateServices } from './services';
-import { Child, freePort, sleep, until } from './util';
+import { Child, freePort, until } from './util';
 
-/** The built entry points; BERTH_CHAOS_DIST points at another build (e.g. of a clean checkout). */
+/** The built entry points (dist/src); BERTH_CHAOS_DIST points at another build (e.g. of a clean checkout). */
 const DIST = process.env.BERTH_CHAOS_DIST ?? join(__dirname, '..', '..', 'dist', 'src');
+const NODE_MODULES = join(__dirname, '..', '..', 'node_modules');
+
+/**
+ * Copies the build into the run directory (with a link to node_modules), so
+ * that every restart during the run starts the same code: `nest build`
+ * deletes and rewrites dist/, and someone may run it in the same checkout
+ * meanwhile. Returns the copy's dist/src.
+ */
+export function snapshotBuild(runDir: string): string {
+  const root = dirname(DIST);
+  if (!existsSync(join(DIST, 'main.js')) || !existsSync(join(DIST, 'worker.js'))) {
+    throw new Error(`${DIST}/main.js or worker.js is missing: run npx nest build first`);
+  }
+  cpSync(root, join(runDir, 'dist'), { recursive: true });
+  symlinkSync(NODE_MODULES, join(runDir, 'node_modules'));
+  return join(runDir, 'dist', basename(DIST));
+}
 
 /** Where session containers live on the host network: away from the normal suite's 20000-29999. */
 export const CHAOS_PORT_RANGE = '30000-30999';
@@ -76,11 +93,11 @@ export class BerthProcess {
     readonly role: 'api' | 'worker',
     env: Record<string, string>,
     logs: string,
+    dist: string,
     readonly port?: number,
   ) {
     this.logFile = join(logs, `${name}.log`);
-    const entry = join(DIST, role === 'api' ? 'main.js' : 'worker.js');
-    if (!existsSync(entry)) throw new Error(`${entry} is missing: run npx nest build first`);
+    const entry = join(dist, role === 'api' ? 'main.js' : 'worker.js');
     this.child = new Child(name, process.execPath, [entry], this.logFile, { env: { PATH: process.env.PATH, ...env } });
     this.child.onUnexpectedExit = (code, signal) => {
       this.exits.push({ at: Date.now(), process: name, code, signal, afterReady: this.isReady });
@@ -264,11 +281,12 @@ export class BerthCluster {
   async start(): Promise<void> {
     await this.balancer.listen();
     const logs = this.services.run.logs;
+    const dist = snapshotBuild(this.services.run.path);
     for (let i = 0; i < (this.options.apis ?? 2); i++) {
       const port = await freePort();
-      this.apis.push(new BerthProcess(`api${i + 1}`, 'api', this.env(port), logs, port));
+      this.apis.push(new BerthProcess(`api${i + 1}`, 'api', this.env(port), logs, dist, port));
     }
-    for (let i = 0; i < (this.options.workers ?? 2); i++) this.workers.push(new BerthProcess(`worker${i + 1}`, 'worker', this.env(), logs));
+    for (let i = 0; i < (this.options.workers ?? 2); i++) this.workers.push(new BerthProcess(`worker${i + 1}`, 'worker', this.env(), logs, dist));
     // The first one applies the migrations (the others would wait on the advisory lock anyway).
     this.apis[0].start();
     await this.apis[0].ready();
