@@ -3,7 +3,7 @@ import { Queue } from 'bullmq';
 import { JobName, QueueName, jobId } from '../src/provisioning/jobs';
 import { CONTAINER_PLATFORM, ContainerPlatform } from '../src/platform/container-platform';
 import { SessionProvisioner } from '../src/provisioning/session-provisioner.service';
-import { Berth, api, containersOf, eventually, resetDatabase, sleep, startBerth, waitForStatus } from './support/berth-harness';
+import { Berth, api, containersOf, eventually, resetDatabase, sleep, sql, startBerth, waitForStatus } from './support/berth-harness';
 
 describe('concurrency: duplicate delivery and DELETE racing provisioning', () => {
   const harnesses: Berth[] = [];
@@ -92,5 +92,26 @@ describe('concurrency: duplicate delivery and DELETE racing provisioning', () =>
     await eventually(async () => (await containersOf(apiOnly.instance, body.id)).length === 0, 15_000, 'no container');
     // The provisioner removed what it made and completed the stop (no worker consumes this queue's teardown).
     expect((await api(apiOnly.url, 'GET', `/api/v1/terminals/${body.id}`)).body.status).toBe('stopped');
+  });
+  it('a session left pending without a job (its API died between INSERT and enqueue) starts within seconds, with no sweep or restart', async () => {
+    // The scheduled sweep an hour away, the worker's start-up reconciliation long done:
+    // only the workers' periodic check for pending sessions without a job can start it.
+    const berth = await startBerth({ CLEANUP_INTERVAL_MINUTES: '60' });
+    harnesses.push(berth);
+    const { body: first } = await api(berth.url, 'POST', '/api/v1/terminals');
+    await waitForStatus(berth.url, first.id, ['started']);
+    await sleep(1000);
+    // What a POST writes before it enqueues, and nothing after.
+    const [orphan] = await sql<{ id: string }>(
+      `INSERT INTO sessions (tenant_id, kind, status, image, platform, expires_at)
+       SELECT tenant_id, kind, 'pending', image, platform, now() + interval '1 hour' FROM sessions WHERE id = $1 RETURNING id`,
+      [first.id],
+    );
+    const queue = berth.app.get<Queue>(getQueueToken(QueueName.Provisioning));
+    expect(await queue.getJob(jobId(JobName.ProvisionSession, orphan.id))).toBeUndefined();
+
+    const started = await waitForStatus(berth.url, orphan.id, ['started', 'failed'], 12_000);
+    expect(started.status).toBe('started');
+    expect(await containersOf(berth.instance, orphan.id)).toHaveLength(1);
   });
 });

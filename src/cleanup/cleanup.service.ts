@@ -123,16 +123,33 @@ export class CleanupService {
     const suspects = (await this.sessions.findRunning()).filter((session) => !running.has(session.id));
     let count = 0;
     await forEachLimited(suspects, PARALLELISM, this.logger, async (session) => {
-      const status = await this.platform.poll(refOf(session));
-      if (status.state === 'running') return;
-      const reason = status.state === 'exited' ? status.reason : 'container disappeared';
-      const failed = await this.sessions.transition(session.id, SessionStatus.Failed, { errorMessage: reason });
-      if (!failed) return;
-      count++;
-      this.logger.warn({ msg: 'session container is no longer running', sessionId: session.id, error: reason });
-      await this.provisioner.removeContainer(failed);
+      if (await this.failIfDead(session)) count++;
     });
     return count;
+  }
+
+  /**
+   * A container of this install exited (the platform's event stream): if its
+   * session should be running, it is failed and cleaned at once instead of at
+   * the next sweep. Exits of containers Berth removed itself find the session
+   * already ending and change nothing.
+   */
+  async checkExited(sessionId: string): Promise<void> {
+    if (!isUuid(sessionId)) return;
+    const session = await this.sessions.findById(sessionId);
+    if (!session || (session.status !== SessionStatus.Started && session.status !== SessionStatus.Warm)) return;
+    await this.failIfDead(session);
+  }
+
+  private async failIfDead(session: Session): Promise<boolean> {
+    const status = await this.platform.poll(refOf(session));
+    if (status.state === 'running') return false;
+    const reason = status.state === 'exited' ? status.reason : 'container disappeared';
+    const failed = await this.sessions.transition(session.id, SessionStatus.Failed, { errorMessage: reason });
+    if (!failed) return false;
+    this.logger.warn({ msg: 'session container is no longer running', sessionId: session.id, error: reason });
+    await this.provisioner.removeContainer(failed);
+    return true;
   }
 
   /** Containers this install created whose session is not live are removed. */

@@ -13,8 +13,18 @@ import { SessionsRepository } from '../sessions/sessions.repository';
 /** Longer than any bind takes (PoolBinder): a claimed pool container older than this with no job was abandoned. */
 const CLAIM_GRACE_MS = 30_000;
 
-/** How often a worker checks that Redis still holds its schedule (a flush or an empty restart loses it). */
+/**
+ * How often a worker checks that Redis still holds its schedule (a flush or an
+ * empty restart loses it) and that no session waits `pending` without a job.
+ */
 const SENTINEL_CHECK_MS = 3000;
+
+/**
+ * A session's API process enqueues its provisioning job right after the
+ * INSERT; one `pending` this long without a job lost it (the process died in
+ * between) and gets one from the next check.
+ */
+const PENDING_GRACE_SECONDS = 2;
 
 export interface ReconcileReport {
   sessions: number;
@@ -79,9 +89,17 @@ export class QueueReconciler implements OnApplicationBootstrap, OnApplicationShu
 
   private async checkSentinel(): Promise<void> {
     try {
-      if (!(await this.lifecycle.getJobScheduler(CLEANUP_SCHEDULER_ID))) this.reconcileSoon('the sweep schedule was missing from Redis');
+      if (!(await this.lifecycle.getJobScheduler(CLEANUP_SCHEDULER_ID))) {
+        this.reconcileSoon('the sweep schedule was missing from Redis');
+        return;
+      }
+      // One small indexed query: the pending sessions older than the grace, usually none.
+      const pending = await this.sessions.pendingSince(PENDING_GRACE_SECONDS, 500);
+      if (pending.length === 0) return;
+      const lost = await this.missing(pending.map((sessionId) => ({ queue: this.provisioning, name: JobName.ProvisionSession, sessionId })));
+      if (lost.length > 0) this.reconcileSoon('a pending session had no provisioning job');
     } catch {
-      // Redis unreachable: the connection's `ready` will trigger a run when it is back.
+      // Redis or Postgres unreachable: reconnecting triggers a run when it is back.
     }
   }
 
@@ -123,7 +141,12 @@ export class QueueReconciler implements OnApplicationBootstrap, OnApplicationShu
     return { sessions: sessions.length, jobsAdded: missing.length };
   }
 
-  /** The wanted jobs Redis does not hold, found with one pipelined EXISTS per queue. */
+  /**
+   * The wanted jobs Redis does not hold as pending work, found with one pipeline per queue.
+   * A job whose key exists but which sits in the queue's failed or completed set is no
+   * work at all: BullMQ ignores an add with its id, so it would never be rebuilt. Such a
+   * leftover is removed here, and counts as missing.
+   */
   private async missing<T extends { queue: Queue; name: JobName; sessionId: string }>(wanted: T[]): Promise<T[]> {
     if (wanted.length === 0) return [];
     const out: T[] = [];
@@ -132,12 +155,29 @@ export class QueueReconciler implements OnApplicationBootstrap, OnApplicationShu
       if (mine.length === 0) continue;
       const client = (await queue.client) as unknown as Redis;
       const pipeline = client.pipeline();
-      for (const job of mine) pipeline.exists(queue.toKey(jobId(job.name, job.sessionId)));
+      for (const job of mine) {
+        const id = jobId(job.name, job.sessionId);
+        pipeline.exists(queue.toKey(id));
+        pipeline.zscore(queue.toKey('failed'), id);
+        pipeline.zscore(queue.toKey('completed'), id);
+      }
       const results = (await pipeline.exec()) ?? [];
-      mine.forEach((job, i) => {
-        const [error, exists] = results[i] ?? [null, 0];
-        if (!error && exists === 0) out.push(job);
-      });
+      for (const [i, job] of mine.entries()) {
+        const [[existsError, exists], [failedError, failed], [completedError, completed]] = [results[3 * i], results[3 * i + 1], results[3 * i + 2]].map(
+          (result) => result ?? [null, null],
+        );
+        if (existsError || failedError || completedError) continue; // unknown: the next run decides
+        if (exists === 0) {
+          out.push(job);
+        } else if (failed !== null || completed !== null) {
+          // Removal fails only if a worker holds the job right now: then it is not stale.
+          const removed = await queue.remove(jobId(job.name, job.sessionId)).catch(() => 0);
+          if (removed) {
+            this.logger.log({ msg: 'finished job of a session that still needs it; rebuilt', sessionId: job.sessionId, job: job.name, was: failed !== null ? 'failed' : 'completed' });
+            out.push(job);
+          }
+        }
+      }
     }
     return out;
   }

@@ -116,6 +116,20 @@ export interface ContainerPlatform {
   listManagedVolumes(): Promise<ManagedVolume[]>;
   /** Cheap reachability check for /health. */
   ping(): Promise<void>;
+  /**
+   * Streams the exits of this install's containers as they happen, where the
+   * platform has such a stream (Docker's event stream): `onExit` with the
+   * session id of a container that stopped, `onResync` each time the stream
+   * reconnects after a break (exits meanwhile were not seen: reconcile).
+   * Returns a function that stops watching. Platforms without it rely on the
+   * periodic sweep and the reachability watch (CleanupScheduler).
+   */
+  watchExits?(handlers: ExitHandlers): () => void;
+}
+
+export interface ExitHandlers {
+  onExit(sessionId: string): void;
+  onResync(): void;
 }
 
 /** Injection token for the configured ContainerPlatform. */

@@ -1,5 +1,5 @@
 import { Processor, WorkerHost } from '@nestjs/bullmq';
-import { BeforeApplicationShutdown, OnApplicationBootstrap } from '@nestjs/common';
+import { BeforeApplicationShutdown, Logger, OnApplicationBootstrap } from '@nestjs/common';
 import { DelayedError, Job } from 'bullmq';
 import { BerthConfig } from '../config/berth-config';
 import { CleanupService } from '../cleanup/cleanup.service';
@@ -7,6 +7,7 @@ import { isDependencyUnavailable } from '../common/dependency-errors';
 import { PlatformError } from '../platform/container-platform';
 import { JobName, JobPayloads, QueueName, WORKER_LOCKS } from './jobs';
 import { SessionProvisioner, TimerOutcome } from './session-provisioner.service';
+import { logWorkerEvents } from './worker-events';
 
 type LifecycleJob =
   | Job<JobPayloads[JobName.TeardownSession], unknown, JobName.TeardownSession>
@@ -25,6 +26,8 @@ const DEPENDENCY_RETRY_MS = 1000;
  */
 @Processor(QueueName.Lifecycle, WORKER_LOCKS)
 export class LifecycleProcessor extends WorkerHost implements OnApplicationBootstrap, BeforeApplicationShutdown {
+  private readonly logger = new Logger(LifecycleProcessor.name);
+
   constructor(
     private readonly provisioner: SessionProvisioner,
     private readonly cleanup: CleanupService,
@@ -35,6 +38,7 @@ export class LifecycleProcessor extends WorkerHost implements OnApplicationBoots
 
   onApplicationBootstrap(): void {
     this.worker.concurrency = this.config.provisioning.concurrency;
+    logWorkerEvents(this.worker, this.logger);
   }
 
   /** Finish active jobs while the database is still open (see ProvisionProcessor). */

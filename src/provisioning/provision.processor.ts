@@ -6,6 +6,7 @@ import { PlatformError } from '../platform/container-platform';
 import { isDependencyUnavailable } from '../common/dependency-errors';
 import { JobName, JobPayloads, QueueName, WORKER_LOCKS } from './jobs';
 import { ProvisioningInterrupted, SessionProvisioner } from './session-provisioner.service';
+import { logWorkerEvents } from './worker-events';
 
 type ProvisionJob = Job<JobPayloads[JobName.ProvisionSession], unknown, JobName.ProvisionSession | JobName.WarmContainer>;
 
@@ -29,6 +30,7 @@ export class ProvisionProcessor extends WorkerHost implements OnApplicationBoots
 
   onApplicationBootstrap(): void {
     this.worker.concurrency = this.config.provisioning.concurrency;
+    logWorkerEvents(this.worker, this.logger);
   }
 
   /**

@@ -47,8 +47,11 @@ export class SessionJobs {
   async teardown(sessionId: string): Promise<void> {
     await this.add(this.lifecycle, JobName.TeardownSession, { sessionId }, {
       jobId: jobId(JobName.TeardownSession, sessionId),
-      // Dedup only while pending: a finished teardown must not swallow a later one.
+      // Dedup only while pending: a finished teardown, or one that failed for good, must not
+      // swallow a later one (BullMQ ignores an add whose id it still holds). Its failure is
+      // logged, and the session stays `stopping`, where the sweep retries it.
       removeOnComplete: true,
+      removeOnFail: true,
       attempts: 8,
       backoff: { type: 'exponential', delay: 1000 },
     });
@@ -100,7 +103,9 @@ export class SessionJobs {
       await existing.changeDelay(delay);
       return;
     }
-    await this.add(this.lifecycle, name, { sessionId }, { jobId: id, delay, removeOnComplete: true, attempts: 5, backoff: { type: 'exponential', delay: 1000 } });
+    // removeOnFail: a timer that failed for good is logged and rebuilt from Postgres by the
+    // next reconciliation; kept in Redis, it would block that rebuild (same id).
+    await this.add(this.lifecycle, name, { sessionId }, { jobId: id, delay, removeOnComplete: true, removeOnFail: true, attempts: 5, backoff: { type: 'exponential', delay: 1000 } });
   }
 
   /**

@@ -565,6 +565,15 @@ export class SessionsRepository {
     });
   }
 
+  /** Sessions `pending` for at least `seconds`, oldest first: each should have a provisioning job by now. */
+  async pendingSince(seconds: number, limit: number): Promise<string[]> {
+    const rows: Row[] = await this.dataSource.query(
+      `SELECT id FROM sessions WHERE status = 'pending' AND created_at <= now() - make_interval(secs => $1) ORDER BY created_at LIMIT $2`,
+      [seconds, limit],
+    );
+    return rows.map((row) => row.id as string);
+  }
+
   /** Pending sessions waiting for capacity, oldest first (to wake as slots free). */
   async oldestPending(platform: string, limit: number): Promise<string[]> {
     const rows: Row[] = await this.dataSource.query(

@@ -9,6 +9,7 @@ import { eventBody } from '../sessions/session-event-stream';
 import { signatureHeader } from './webhook-signature';
 import { WebhookUrlPolicy } from './webhook-url-policy';
 import { WebhooksRepository } from './webhooks.repository';
+import { logWorkerEvents } from '../provisioning/worker-events';
 
 const DELIVERY_TIMEOUT_MS = 10_000;
 
@@ -32,6 +33,7 @@ export class WebhookDeliveryProcessor extends WorkerHost implements OnApplicatio
 
   onApplicationBootstrap(): void {
     this.worker.concurrency = 16;
+    logWorkerEvents(this.worker, this.logger);
   }
 
   async beforeApplicationShutdown(): Promise<void> {

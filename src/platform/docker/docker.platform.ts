@@ -7,6 +7,7 @@ import {
   ContainerRef,
   ContainerStatus,
   CreatedContainer,
+  ExitHandlers,
   LABELS,
   ManagedContainer,
   ManagedVolume,
@@ -40,6 +41,9 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  * Runs sessions as hardened Docker containers. The only file that knows
  * dockerode: everything else sees the ContainerPlatform contract.
  */
+/** How soon a broken engine event stream is reconnected. */
+const EVENT_RETRY_MS = 1000;
+
 @Injectable()
 export class DockerPlatform implements ContainerPlatform {
   readonly name = 'docker' as const;
@@ -185,6 +189,78 @@ export class DockerPlatform implements ContainerPlatform {
     } catch (error) {
       throw toPlatformError(error, `creating volume ${volume.name}`);
     }
+  }
+
+  /**
+   * The engine's event stream, filtered to this install's containers dying.
+   * A break (the engine restarting, which stops every container) is retried
+   * every second; each reconnection is a resync.
+   */
+  watchExits(handlers: ExitHandlers): () => void {
+    let stopped = false;
+    let connected = false;
+    let stream: NodeJS.ReadableStream | null = null;
+    let retry: NodeJS.Timeout | null = null;
+    const schedule = () => {
+      if (stopped || retry) return;
+      retry = setTimeout(() => {
+        retry = null;
+        void connect();
+      }, EVENT_RETRY_MS);
+      retry.unref();
+    };
+    const connect = async () => {
+      try {
+        const events = (await this.docker.getEvents({
+          filters: {
+            type: ['container'],
+            event: ['die'],
+            label: [`${LABELS.managedBy}=berth`, `${LABELS.instance}=${this.config.platform.instance}`],
+          },
+        })) as NodeJS.ReadableStream & { destroy(): void };
+        if (stopped) return events.destroy();
+        stream = events;
+        if (connected) handlers.onResync();
+        connected = true;
+        let pending = '';
+        events.on('data', (chunk: Buffer) => {
+          pending += chunk.toString('utf8');
+          for (let newline = pending.indexOf('\n'); newline >= 0; newline = pending.indexOf('\n')) {
+            const line = pending.slice(0, newline).trim();
+            pending = pending.slice(newline + 1);
+            if (!line) continue;
+            try {
+              const event = JSON.parse(line) as { Actor?: { Attributes?: Record<string, string> } };
+              const sessionId = event.Actor?.Attributes?.[LABELS.sessionId];
+              if (sessionId) handlers.onExit(sessionId);
+            } catch {
+              this.logger.warn({ msg: 'unreadable Docker event skipped', line: line.slice(0, 200) });
+            }
+          }
+        });
+        let ended = false;
+        const reconnect = () => {
+          if (ended) return;
+          ended = true;
+          stream = null;
+          if (!stopped) this.logger.warn({ msg: 'Docker event stream ended; reconnecting' });
+          schedule();
+        };
+        events.on('end', reconnect);
+        events.on('close', reconnect);
+        events.on('error', reconnect);
+      } catch {
+        // The engine is not answering: the ping watch and /health report that; keep trying.
+        connected = true; // what happens until it answers is only seen by a resync
+        schedule();
+      }
+    };
+    void connect();
+    return () => {
+      stopped = true;
+      if (retry) clearTimeout(retry);
+      (stream as (NodeJS.ReadableStream & { destroy(): void }) | null)?.destroy();
+    };
   }
 
   async ping(): Promise<void> {
