@@ -87,8 +87,9 @@ export class SessionProvisioner {
       return 'not-live';
     }
     let session = admitted;
-    await progress('claimed');
-    await this.jobs.scheduleExpiry(session.id, session.expiresAt);
+    // Independent of each other: one wait instead of three on the way to the
+    // container (it counts in a burst, where every round trip queues).
+    await Promise.all([progress('claimed'), this.jobs.scheduleExpiry(session.id, session.expiresAt)]);
     if (session.poolVariant && session.containerName) {
       // A launch claimed a warm container but did not finish binding it
       // (its API process died, or the bind failed): bind it now, or give
@@ -103,8 +104,12 @@ export class SessionProvisioner {
       session = cold;
     }
 
-    await this.sessions.recordEvent(sessionId, 'provisioning', 'worker', { phase: 'creating-container' });
-    const started = await this.createContainer(session);
+    // Recorded while the container is made; only while still starting, so a row that lost the
+    // race to a quick ready callback never shows this phase after `started`.
+    const [, started] = await Promise.all([
+      this.sessions.recordEvent(sessionId, 'provisioning', 'worker', { phase: 'creating-container' }, SessionStatus.Starting),
+      this.createContainer(session),
+    ]);
     if (started === 'failed' || started === 'ended-meanwhile') return started;
     await progress('container-created');
     await progress('waiting-for-ready');
