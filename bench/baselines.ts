@@ -3,10 +3,11 @@
  *
  * 1. `docker run -d` of a sleeping debian:bookworm-slim on the host network (CLI wall time),
  * 2. the same create + start through the engine API (dockerode, as Berth calls it),
- * 3. the terminal image itself, run by hand with Berth's hardening flags: `docker run -d`
- *    -> the container's tunnel callback (received by a stand-in server here) -> page -> echo;
- *    alternated with runs without `--cpus 0.5` (Berth's SESSION_CPUS default) to show what
- *    the CPU quota costs at start-up,
+ * 3. the terminal image itself, run by hand with Berth's hardening flags and limits
+ *    (TERMINAL_CPUS=1, 256 MiB): `docker run -d` -> the session agent's ready callback
+ *    (received by a stand-in server here) -> `/.berth/health` -> page -> echo, talking to
+ *    the agent directly with its secret header (no gateway);
+ *    alternated with runs without `--cpus` to show what the CPU quota costs at start-up,
  * 4. optionally K terminal containers started at once by hand (the engine's own
  *    concurrency floor for `--parallel K`).
  *
@@ -16,7 +17,7 @@ import { execFile } from 'node:child_process';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import http from 'node:http';
 import { AddressInfo } from 'node:net';
-import { BENCH, docker, fetchTerminalPage, log, now, randomName, request, sleep, Stats, stats, websocketEcho } from './lib';
+import { BENCH, docker, freePort, log, now, randomName, request, sleep, Stats, stats, websocketEcho } from './lib';
 
 function dockerCli(args: string[], timeoutMs = 60_000): Promise<string> {
   return new Promise((resolve, reject) =>
@@ -35,7 +36,7 @@ export interface BaselineResults {
   terminalRunToPage: Stats | null;
   terminalRunToEcho: Stats | null;
   terminalRemove: Stats | null;
-  /** The same image without `--cpus` (Berth's SESSION_CPUS=0.5 is a CFS quota). Alternated with the runs above. */
+  /** The same image without `--cpus` (Berth's TERMINAL_CPUS=1 is a CFS quota). Alternated with the runs above. */
   terminalNoCpuLimitRunToCallback: Stats | null;
   terminalNoCpuLimitRunToEcho: Stats | null;
   errors: string[];
@@ -50,9 +51,9 @@ export interface ParallelBaselineResults {
   errors: string[];
 }
 
-/** A stand-in for Berth's callback API: records when each container reports its URL. */
-class CallbackReceiver {
-  private readonly waiting = new Map<string, (url: string, at: number) => void>();
+/** A stand-in for Berth's callback API: records when each container reports ready (`POST /tunnel {session_id}`). */
+export class CallbackReceiver {
+  private readonly waiting = new Map<string, (at: number) => void>();
   private readonly server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
@@ -60,7 +61,7 @@ class CallbackReceiver {
       const at = now();
       try {
         const body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-        if (req.url?.endsWith('/tunnel')) this.waiting.get(body.terminal_id)?.(body.tunnel_url, at);
+        if (req.url?.endsWith('/tunnel')) this.waiting.get(body.session_id)?.(at);
       } catch {
         // ignore
       }
@@ -75,16 +76,16 @@ class CallbackReceiver {
     this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
   }
 
-  expect(sessionId: string, timeoutMs = 30_000): Promise<{ url: string; at: number }> {
+  expect(sessionId: string, timeoutMs = 30_000): Promise<{ at: number }> {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.waiting.delete(sessionId);
         reject(new Error(`no tunnel callback within ${timeoutMs} ms`));
       }, timeoutMs);
-      this.waiting.set(sessionId, (url, at) => {
+      this.waiting.set(sessionId, (at) => {
         clearTimeout(timer);
         this.waiting.delete(sessionId);
-        resolve({ url, at });
+        resolve({ at });
       });
     });
   }
@@ -105,41 +106,50 @@ interface TerminalRun {
   remove: number;
 }
 
+/** `docker run` arguments for a terminal container the way Berth's Docker adapter creates it (docker-container-options.ts). */
+export function terminalRunArgs(name: string, options: { cpuLimit: boolean; port: number; secret: string; sessionId: string; callbackUrl: string }): string[] {
+  const tmpfs = 'rw,nosuid,nodev,size=67108864';
+  return [
+    'run', '-d', '--name', name, '--label', 'berth.bench=baseline',
+    '--network', 'host', '--read-only',
+    '--tmpfs', `/tmp:${tmpfs}`, '--tmpfs', `/home/berth:${tmpfs},uid=1000,gid=1000`,
+    '--cap-drop', 'ALL', '--security-opt', 'no-new-privileges:true',
+    '--memory', '256m', '--memory-swap', '256m', ...(options.cpuLimit ? ['--cpus', '1'] : []), '--pids-limit', '256',
+    '--user', '1000:1000', '--stop-signal', 'SIGTERM', '--stop-timeout', '3', '--restart', 'no',
+    '--log-driver', 'json-file', '--log-opt', 'max-size=1m', '--log-opt', 'max-file=1',
+    '-e', `BERTH_SESSION_ID=${options.sessionId}`, '-e', `BERTH_CALLBACK_URL=${options.callbackUrl}`,
+    '-e', 'BERTH_CALLBACK_TOKEN=baseline-callback-token',
+    '-e', `BERTH_SECRET_SHA256=${createHash('sha256').update(options.secret).digest('hex')}`,
+    '-e', 'BERTH_LISTEN_HOST=127.0.0.1', '-e', `BERTH_PORT=${options.port}`,
+    BENCH.terminalImage,
+  ];
+}
+
 /** One terminal container started by hand the way Berth starts it; times are ms since `docker run` was spawned. */
 async function runTerminalOnce(receiver: CallbackReceiver, options: { cpuLimit: boolean; full: boolean }): Promise<TerminalRun> {
   const sessionId = randomUUID();
-  const token = randomBytes(32).toString('base64url');
+  const secret = randomBytes(32).toString('base64url');
   const name = randomName('bench-baseline-terminal');
-  const tmpfs = 'rw,nosuid,nodev,size=67108864';
+  const port = await freePort();
   const callback = receiver.expect(sessionId);
   callback.catch(() => undefined);
+  const url = `http://127.0.0.1:${port}/`;
+  const headers = { 'x-berth-secret': secret };
   const t0 = now();
   try {
-    await dockerCli([
-      'run', '-d', '--name', name, '--label', 'berth.bench=baseline',
-      '--network', 'host', '--read-only',
-      '--tmpfs', `/tmp:${tmpfs}`, '--tmpfs', `/home/berth:${tmpfs},uid=1000,gid=1000`,
-      '--cap-drop', 'ALL', '--security-opt', 'no-new-privileges:true',
-      '--memory', '256m', '--memory-swap', '256m', ...(options.cpuLimit ? ['--cpus', '0.5'] : []), '--pids-limit', '256',
-      '--user', '1000:1000', '--stop-signal', 'SIGTERM', '--restart', 'no',
-      '--log-driver', 'json-file', '--log-opt', 'max-size=1m', '--log-opt', 'max-file=1',
-      '-e', `BERTH_SESSION_ID=${sessionId}`, '-e', `BERTH_CALLBACK_URL=${receiver.url}`,
-      '-e', 'BERTH_CALLBACK_TOKEN=baseline-callback-token',
-      '-e', `BERTH_ACCESS_TOKEN_SHA256=${createHash('sha256').update(token).digest('hex')}`,
-      '-e', 'BERTH_LISTEN_HOST=127.0.0.1', '-e', 'BERTH_PORT=0', '-e', 'BERTH_ADVERTISE_HOST=127.0.0.1',
-      BENCH.terminalImage,
-    ]);
+    await dockerCli(terminalRunArgs(name, { cpuLimit: options.cpuLimit, port, secret, sessionId, callbackUrl: receiver.url }));
     const run = now() - t0;
-    const { url, at } = await callback;
+    const { at } = await callback;
     const result: Partial<TerminalRun> = { run, callback: at - t0 };
     if (options.full) {
-      const health = await request('GET', `${url}healthz`, { agent: false });
-      if (health.status !== 200) throw new Error(`healthz answered ${health.status}`);
+      const health = await request('GET', `${url}.berth/health`, { agent: false, headers });
+      if (health.status !== 200) throw new Error(`/.berth/health answered ${health.status}`);
       result.healthz = health.tFirstByte - t0;
-      const page = await fetchTerminalPage(url, token);
-      result.page = page.tPage - t0;
+      const page = await request('GET', url, { agent: false, headers });
+      if (page.status !== 200) throw new Error(`page answered ${page.status}`);
+      result.page = page.tFirstByte - t0;
     }
-    const ws = await websocketEcho(url, token);
+    const ws = await websocketEcho(url, secret, 15_000, headers);
     result.echo = ws.tEcho - t0;
     result.echoAt = ws.tEcho;
     const t1 = now();
@@ -201,7 +211,7 @@ export async function runBaselines(runs: number): Promise<BaselineResults> {
   await receiver.listen();
   const limited: TerminalRun[] = [];
   const unlimited: TerminalRun[] = [];
-  log(`baseline: ${runs} x docker run -d ${BENCH.terminalImage} (Berth's hardening flags) -> callback -> page -> echo, alternating with ${runs} without --cpus`);
+  log(`baseline: ${runs} x docker run -d ${BENCH.terminalImage} (Berth's hardening flags) -> callback -> page -> echo, alternating with ${runs} without --cpus 1`);
   try {
     for (let i = 0; i < runs * 2; i++) {
       const cpuLimit = i % 2 === 0;

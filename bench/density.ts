@@ -21,6 +21,7 @@
  * Output: markdown on stdout, JSON in bench/results/density-<time>.json.
  */
 import {
+  ADMIN,
   BENCH,
   ROOT,
   benchContainerCount,
@@ -51,6 +52,7 @@ import {
   readMeminfo,
   removeBenchContainers,
   requireImage,
+  request,
   RunningBerth,
   sleep,
   snapshotDist,
@@ -74,6 +76,8 @@ const args = parseArgs(process.argv.slice(2), {
   mode: 'combined',
   'host-gib': 24,
   'headroom-gib': 2,
+  'probe-rate': 100,
+  'probe-seconds': 5,
   env: '',
 });
 
@@ -120,7 +124,17 @@ interface StepResult {
   check: { ok: number; failed: number; echoMs: number[]; errors: string[] };
   load: ReturnType<typeof loadAverage>;
   foreignContainers: number;
+  /** GET /api/v1/terminals/{random live id}, open loop at --probe-rate for --probe-seconds, with every session idle. */
+  api: ApiProbe;
   failure?: string;
+}
+
+interface ApiProbe {
+  requests: number;
+  errors: number;
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
 }
 
 const mib = (bytes: number) => Math.round((bytes / MiB) * 10) / 10;
@@ -163,7 +177,8 @@ async function createSessions(berth: RunningBerth, count: number, concurrency: n
             created.push({
               id: session.id,
               token: session.access_token,
-              tunnelUrl: view.tunnel_url!,
+              // The path form: Node's resolver does not resolve the host form's `{id}.localhost`.
+              tunnelUrl: view.path_url ?? view.tunnel_url!,
               containerName: view.container_name!,
               containerId: view.container_id!,
               touched: false,
@@ -213,10 +228,82 @@ async function deleteAll(berth: RunningBerth | undefined, live: Live[]): Promise
   return { deleteSeconds, forced, remaining };
 }
 
+/**
+ * Is the API still answering while the host holds this many sessions? Open loop: a
+ * request leaves every 1/rate s whether or not earlier ones answered, and its latency
+ * counts from when it was due, so a stall cannot hide by slowing the sender.
+ */
+async function probeApi(berth: RunningBerth, ids: string[]): Promise<ApiProbe> {
+  const rate = Number(args['probe-rate']);
+  const total = Math.max(1, Math.round(rate * Number(args['probe-seconds'])));
+  const latencies: number[] = [];
+  let errors = 0;
+  const start = now();
+  const inflight: Promise<void>[] = [];
+  for (let i = 0; i < total; i++) {
+    const due = start + (i * 1000) / rate;
+    const wait = due - now();
+    if (wait > 0) await sleep(wait);
+    const id = ids.length ? ids[Math.floor(Math.random() * ids.length)] : '00000000-0000-4000-8000-000000000000';
+    // With no session yet (the baseline) an unknown id: the same key check and lookup, answered 404.
+    inflight.push(
+      request('GET', `${berth.url}/api/v1/terminals/${id}`, { headers: ADMIN }).then(
+        (res) => {
+          if (res.status !== (ids.length ? 200 : 404)) errors++;
+          latencies.push(res.tEnd - due);
+        },
+        () => {
+          errors++;
+        },
+      ),
+    );
+  }
+  await Promise.all(inflight);
+  const s = stats(latencies);
+  return { requests: total, errors, p50Ms: Math.round((s?.p50 ?? 0) * 10) / 10, p99Ms: Math.round((s?.p99 ?? 0) * 10) / 10, maxMs: Math.round(s?.max ?? 0) };
+}
+
+/** Host memory used (MemAvailable drop) against idle sessions, as a self-contained SVG line chart. */
+function memoryCurveSvg(steps: StepResult[], title: string): string {
+  const W = 640, H = 360, L = 70, R = 20, T = 40, B = 50;
+  const maxX = Math.max(1, ...steps.map((s) => s.sessions));
+  const maxY = Math.max(1, ...steps.map((s) => s.hostUsedDeltaMiB));
+  const niceStep = (max: number, ticks: number) => {
+    const raw = max / ticks;
+    const mag = 10 ** Math.floor(Math.log10(raw));
+    return [1, 2, 5, 10].map((m) => m * mag).find((m) => m >= raw)!;
+  };
+  const xs = niceStep(maxX, 5), ys = niceStep(maxY, 5);
+  const xMax = Math.ceil(maxX / xs) * xs, yMax = Math.ceil(maxY / ys) * ys;
+  const px = (x: number) => L + ((W - L - R) * x) / xMax;
+  const py = (y: number) => H - B - ((H - T - B) * y) / yMax;
+  const out: string[] = [];
+  out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`);
+  out.push(`<rect width="${W}" height="${H}" fill="white"/>`);
+  out.push(`<text x="${W / 2}" y="22" text-anchor="middle" font-size="14">${title}</text>`);
+  for (let x = 0; x <= xMax; x += xs) {
+    out.push(`<line x1="${px(x)}" y1="${T}" x2="${px(x)}" y2="${H - B}" stroke="#eee"/><text x="${px(x)}" y="${H - B + 16}" text-anchor="middle">${x}</text>`);
+  }
+  for (let y = 0; y <= yMax; y += ys) {
+    out.push(`<line x1="${L}" y1="${py(y)}" x2="${W - R}" y2="${py(y)}" stroke="#eee"/><text x="${L - 6}" y="${py(y) + 4}" text-anchor="end">${y}</text>`);
+  }
+  out.push(`<line x1="${L}" y1="${H - B}" x2="${W - R}" y2="${H - B}" stroke="black"/><line x1="${L}" y1="${T}" x2="${L}" y2="${H - B}" stroke="black"/>`);
+  out.push(`<text x="${(L + W - R) / 2}" y="${H - 12}" text-anchor="middle">idle terminal sessions (started)</text>`);
+  out.push(`<text x="16" y="${(T + H - B) / 2}" text-anchor="middle" transform="rotate(-90 16 ${(T + H - B) / 2})">host memory used, MiB (MemAvailable drop)</text>`);
+  const points = [{ sessions: 0, hostUsedDeltaMiB: 0 }, ...steps].map((s) => `${px(s.sessions).toFixed(1)},${py(s.hostUsedDeltaMiB).toFixed(1)}`);
+  out.push(`<polyline fill="none" stroke="#1f77b4" stroke-width="2" points="${points.join(' ')}"/>`);
+  for (const s of steps) {
+    out.push(`<circle cx="${px(s.sessions).toFixed(1)}" cy="${py(s.hostUsedDeltaMiB).toFixed(1)}" r="3.5" fill="#1f77b4"/>`);
+    out.push(`<text x="${(px(s.sessions) - 4).toFixed(1)}" y="${(py(s.hostUsedDeltaMiB) - 8).toFixed(1)}" text-anchor="end" font-size="11">${s.perSessionMiB.toFixed(1)} MiB each</text>`);
+  }
+  out.push('</svg>');
+  return out.join('\n');
+}
+
 function report(r: {
   machine: Record<string, string | number>;
   steps: StepResult[];
-  baseline: { beforeBerthAvailableGiB: number; availableGiB: number; memTotalGiB: number; berthRssMiB: number; engine: EngineMemory; berthCostMiB: number };
+  baseline: { beforeBerthAvailableGiB: number; availableGiB: number; memTotalGiB: number; berthRssMiB: number; engine: EngineMemory; berthCostMiB: number; api: ApiProbe };
   projection: { sessions: number; perSessionMiB: number; fromStep: number; basis: string } | null;
   cleanup: { deleteSeconds: number; forced: number; remaining: number };
   stopReason: string;
@@ -230,12 +317,13 @@ function report(r: {
   out.push(
     `Baseline (Berth up, no session): MemAvailable ${r.baseline.availableGiB.toFixed(2)} GiB of ${r.baseline.memTotalGiB.toFixed(2)} GiB ` +
       `(${r.baseline.beforeBerthAvailableGiB.toFixed(2)} GiB before Berth started: Berth costs ~${r.baseline.berthCostMiB.toFixed(0)} MiB), ` +
+      `API GET p50 ${r.baseline.api.p50Ms} / p99 ${r.baseline.api.p99Ms} ms at ${args['probe-rate']} req/s, ` +
       `Berth RSS ${r.baseline.berthRssMiB.toFixed(0)} MiB, dockerd ${fmtMiB(r.baseline.engine.dockerd)} MiB, containerd ${fmtMiB(r.baseline.engine.containerd)} MiB.`,
   );
   out.push('');
   out.push(
     markdownTable(
-      ['sessions', 'create s (per s)', 'host used delta MiB', '**per session MiB**', 'marginal MiB', 'docker stats sum / mean MiB', 'container PSS (anon+tmpfs) mean MiB', 'shim PSS (anon) mean MiB', 'engine RSS MiB: dockerd + containerd + our shims = total', 'Berth RSS MiB', 'idle CPU % of a core: sessions / Berth / engine', 'echo check', 'load 1/5/15', 'other containers'],
+      ['sessions', 'create s (per s)', 'host used delta MiB', '**per session MiB**', 'marginal MiB', 'docker stats sum / mean MiB', 'container PSS (anon+tmpfs) mean MiB', 'shim PSS (anon) mean MiB', 'engine RSS MiB: dockerd + containerd + our shims = total', 'Berth RSS MiB', 'idle CPU % of a core: sessions / Berth / engine', 'echo check', 'API GET p50 / p99 ms (errors)', 'load 1/5/15', 'other containers'],
       r.steps.map((s) => [
         String(s.sessions),
         `${s.createSeconds.toFixed(1)} (${s.sessionsPerSecond.toFixed(1)})`,
@@ -249,6 +337,7 @@ function report(r: {
         `${s.berthRssMiB.toFixed(0)} (${s.berthRssDeltaMiB >= 0 ? '+' : ''}${s.berthRssDeltaMiB.toFixed(0)})`,
         `${s.idleCpu.sessionsPct} / ${s.idleCpu.berthPct} / ${s.idleCpu.enginePct}`,
         `${s.check.ok}/${s.check.ok + s.check.failed} ok${s.check.echoMs.length ? `, ${Math.round(stats(s.check.echoMs)!.p50)} ms` : ''}`,
+        `${s.api.p50Ms} / ${s.api.p99Ms} (${s.api.errors})`,
         `${s.load.load1}/${s.load.load5}/${s.load.load15}`,
         String(s.foreignContainers),
       ]),
@@ -266,7 +355,7 @@ function report(r: {
         (last.perSessionMiB >= last.accountedPerSessionMiB
           ? `the rest of the MemAvailable drop per session (${(last.perSessionMiB - last.accountedPerSessionMiB).toFixed(1)} MiB) is kernel-side (page tables, cgroup and mount structures, socket buffers, slab). `
           : `that is MORE than the MemAvailable drop per session: MemAvailable is host-wide, so something else on the host released memory during the run (or page cache was reclaimed); read the per-session figure with that margin. `) +
-        `Shared file pages (python3, libraries, the shim binary) are page cache that MemAvailable counts as available; they are paid once, not per session. ` +
+        `Shared file pages (the agent binary, libraries, the shim binary) are page cache that MemAvailable counts as available; they are paid once, not per session. ` +
         `docker stats is each cgroup's charge, including page cache the container touched first, so it does not add up to the host figure.`,
     );
     out.push('');
@@ -302,7 +391,7 @@ async function main(): Promise<void> {
   const results: StepResult[] = [];
   let stopReason = `reached --max ${args.max}`;
   let cleanup = { deleteSeconds: 0, forced: 0, remaining: 0 };
-  let baseline!: { beforeBerthAvailableGiB: number; availableGiB: number; memTotalGiB: number; berthRssMiB: number; engine: EngineMemory; berthCostMiB: number };
+  let baseline!: { beforeBerthAvailableGiB: number; availableGiB: number; memTotalGiB: number; berthRssMiB: number; engine: EngineMemory; berthCostMiB: number; api: ApiProbe };
   let baseAvailable = 0;
 
   try {
@@ -325,6 +414,8 @@ async function main(): Promise<void> {
       berthRssMiB: berthRss0 / MiB,
       engine: engine0,
       berthCostMiB: (beforeBerth - baseAvailable) / MiB,
+      // Warm-up round first: the first requests pay for JIT and connection set-up.
+      api: await probeApi(berth, []).then(() => probeApi(berth!, [])),
     };
 
     for (const target of steps) {
@@ -374,6 +465,7 @@ async function main(): Promise<void> {
       const load = loadAverage();
       const foreign = await foreignContainers();
       const touchedBefore = live.filter((s) => s.touched).length;
+      const api = await probeApi(berth, live.map((s) => s.id));
 
       // Only now touch a few sessions (their shells start): memory above was idle-only (except earlier steps' samples).
       const check = { ok: 0, failed: 0, echoMs: [] as number[], errors: [] as string[] };
@@ -430,7 +522,7 @@ async function main(): Promise<void> {
           shimAnonMeanMiB: engine.shimCountOurs ? mib(engine.shimsOursPss.anon / engine.shimCountOurs) : 0,
           engineDeltaMiB: mib(engineDelta),
         },
-        // Anonymous + tmpfs memory only: file pages (python, libc, the shim binary) are shared page cache, which MemAvailable counts as available.
+        // Anonymous + tmpfs memory only: file pages (the agent binary, libc, the shim binary) are shared page cache, which MemAvailable counts as available.
         accountedPerSessionMiB: live.length
           ? (pss.total.anon + pss.total.shmem + engine.shimsOursPss.anon + engineDelta + (berthRss - berthRss0)) / MiB / live.length
           : 0,
@@ -439,6 +531,7 @@ async function main(): Promise<void> {
         check,
         load,
         foreignContainers: foreign,
+        api,
         failure,
       };
       results.push(step);
@@ -486,6 +579,8 @@ async function main(): Promise<void> {
   const markdown = report({ machine, steps: results, baseline, projection, cleanup, stopReason, mode: args.mode });
   const file = writeJson(`density-${stamp}.json`, { args, machine, baseline, steps: results, projection, cleanup, stopReason, markdown });
   const mdFile = writeText(`density-${stamp}.md`, markdown);
+  const svgFile = writeText(`density-${stamp}.svg`, memoryCurveSvg(results, `Idle terminals: host memory used vs sessions (${machine.nproc} cores, ${machine.memTotalGiB} GiB)`));
+  log(`memory curve: ${path.relative(ROOT, svgFile)}`);
   console.log(markdown);
   console.log(`\nResults: ${path.relative(ROOT, file)} and ${path.relative(ROOT, mdFile)}`);
   if (cleanup.remaining) throw new Error(`${cleanup.remaining} bench containers remain after clean-up`);

@@ -31,8 +31,21 @@ export const BENCH = {
   database: process.env.BENCH_DATABASE ?? 'berth_bench',
   pgPort: 5432,
   terminalImage: process.env.BENCH_TERMINAL_IMAGE ?? 'berth/terminal:latest',
+  browserImage: process.env.BENCH_BROWSER_IMAGE ?? 'berth/browser:latest',
   baseImage: process.env.BENCH_BASE_IMAGE ?? 'debian:bookworm-slim',
+  /**
+   * Host ports of the bench's sessions: its own range, below the kernel's ephemeral
+   * ports and apart from the tests' default (20000-29999, another database's
+   * bookkeeping) and the chaos run's (30000-30999).
+   */
+  portRange: process.env.BENCH_PORT_RANGE ?? '31000-31999',
+  /** Fresh per run: the admin key the benchmarks call the API with, and the install's secret. */
+  adminKey: `bench-admin-${randomBytes(24).toString('hex')}`,
+  secretKey: randomBytes(32).toString('hex'),
 };
+
+/** The admin key's Authorization header (the default tenant's key). */
+export const ADMIN = { authorization: `Bearer ${BENCH.adminKey}` };
 
 /**
  * Where Postgres and Redis are, with their credentials: BENCH_DATABASE_URL /
@@ -491,7 +504,7 @@ export interface StartBerthOptions {
 }
 
 const BERTH_VARIABLE =
-  /^(HOST|PORT|PUBLIC_URL|CALLBACK_URL|CORS_ORIGINS|RUN_WORKER_IN_API|DATABASE_.*|RUN_MIGRATIONS_ON_START|REDIS_URL|QUEUE_PREFIX|CONTAINER_PLATFORM|TERMINAL_.*|CLEANUP_.*|START_TIMEOUT_SECONDS|PROVISION_.*|WORKER_CONCURRENCY|SHUTDOWN_TIMEOUT_SECONDS|BERTH_.*|SESSION_.*|DOCKER_.*|K8S_.*|LOG_LEVEL|LOG_FORMAT)$/;
+  /^(HOST|PORT|PUBLIC_URL|CALLBACK_URL|CORS_ORIGINS|RUN_WORKER_IN_API|DATABASE_.*|RUN_MIGRATIONS_ON_START|REDIS_URL|QUEUE_PREFIX|CONTAINER_PLATFORM|TERMINAL_.*|CLEANUP_.*|START_TIMEOUT_SECONDS|PROVISION_.*|WORKER_CONCURRENCY|SHUTDOWN_TIMEOUT_SECONDS|BERTH_.*|SESSION_.*|DOCKER_.*|K8S_.*|LOG_LEVEL|LOG_FORMAT|POOL_.*|BROWSER_.*|RATE_LIMIT_.*|MAX_.*|IDLE_.*|EXPIRING_SOON_SECONDS|GATEWAY_.*|RUN_GATEWAY_IN_API|ACTIVITY_.*|WEBHOOK_.*|START_URL_ALLOW|PERSISTENT_VOLUME_MB)$/;
 
 export async function startBerth(options: StartBerthOptions): Promise<RunningBerth> {
   const port = await freePort();
@@ -501,6 +514,8 @@ export async function startBerth(options: StartBerthOptions): Promise<RunningBer
   const inherited = Object.fromEntries(Object.entries(process.env).filter(([key]) => !BERTH_VARIABLE.test(key)));
   const env: NodeJS.ProcessEnv = {
     ...inherited,
+    // Not the developer's .env in the repository (Berth reads it from its working directory).
+    BERTH_ENV_FILE: '/dev/null',
     NODE_ENV: 'production',
     HOST: '127.0.0.1',
     PORT: String(port),
@@ -511,11 +526,17 @@ export async function startBerth(options: StartBerthOptions): Promise<RunningBer
     QUEUE_PREFIX: BENCH.queuePrefix,
     BERTH_INSTANCE: BENCH.instance,
     TERMINAL_IMAGE: BENCH.terminalImage,
+    BROWSER_IMAGE: BENCH.browserImage,
+    BERTH_SECRET_KEY: BENCH.secretKey,
+    BERTH_ADMIN_KEY: BENCH.adminKey,
+    SESSION_PORT_RANGE: BENCH.portRange,
     CONTAINER_PLATFORM: 'docker',
     DOCKER_NETWORK: 'host',
     DOCKER_ADVERTISE_HOST: '127.0.0.1',
     LOG_LEVEL: 'log', // the per-session timeline comes from the `log`-level lines
     LOG_FORMAT: 'json',
+    // The benchmarks make thousands of calls with one key.
+    RATE_LIMIT_PER_MINUTE: '1000000',
     RUN_WORKER_IN_API: options.mode === 'combined' ? 'true' : 'false',
     ...options.env,
   };
@@ -629,11 +650,23 @@ export interface TimedResponse {
   tEnd: number;
 }
 
-export function request(
-  method: string,
-  url: string,
-  options: { body?: unknown; headers?: Record<string, string>; timeoutMs?: number; agent?: http.Agent | false } = {},
-): Promise<TimedResponse> {
+type RequestOptions = { body?: unknown; headers?: Record<string, string>; timeoutMs?: number; agent?: http.Agent | false };
+
+/**
+ * One HTTP request with precise timings. A GET or DELETE that fails because
+ * the server closed the kept-alive connection just as it was reused (its
+ * keep-alive timeout) is sent once more on a new one, as Node's docs advise.
+ */
+export async function request(method: string, url: string, options: RequestOptions = {}): Promise<TimedResponse> {
+  try {
+    return await requestOnce(method, url, options);
+  } catch (error) {
+    if (!(error as { reusedSocket?: boolean }).reusedSocket || !['GET', 'DELETE', 'HEAD'].includes(method)) throw error;
+    return requestOnce(method, url, options);
+  }
+}
+
+function requestOnce(method: string, url: string, options: RequestOptions): Promise<TimedResponse> {
   const payload = options.body === undefined ? undefined : JSON.stringify(options.body);
   const headers: Record<string, string> = { ...(options.headers ?? {}) };
   if (payload !== undefined) {
@@ -649,28 +682,23 @@ export function request(
       res.on('error', reject);
     });
     req.on('timeout', () => req.destroy(new Error(`${method} ${url} timed out`)));
-    req.on('error', reject);
+    req.on('error', (error: Error & { code?: string; reusedSocket?: boolean }) => {
+      if (req.reusedSocket && error.code === 'ECONNRESET') error.reusedSocket = true;
+      reject(error);
+    });
     req.end(payload);
   });
 }
 
-export interface CreatedTerminal {
-  id: string;
-  access_token: string;
-  status: string;
-  created_at: string;
-}
-
-export async function createTerminal(apiUrl: string, body: Record<string, unknown> = {}): Promise<{ session: CreatedTerminal; res: TimedResponse }> {
-  const res = await request('POST', `${apiUrl}/api/v1/terminals`, { body });
-  if (res.status !== 202) throw new Error(`POST /api/v1/terminals answered ${res.status}: ${res.body.slice(0, 300)}`);
-  return { session: JSON.parse(res.body), res };
-}
-
 export interface SessionView {
   id: string;
+  kind: string;
   status: string;
+  /** The session's own origin, `http://{id}.localhost:PORT/` (pages, cookies). */
   tunnel_url: string | null;
+  /** `http://127.0.0.1:PORT/s/{id}/`: what programs use. */
+  path_url: string | null;
+  cdp_url: string | null;
   container_id: string | null;
   container_name: string | null;
   error_message: string | null;
@@ -678,30 +706,87 @@ export interface SessionView {
   started_at: string | null;
 }
 
-export async function getTerminal(apiUrl: string, id: string): Promise<{ session: SessionView; res: TimedResponse }> {
-  const res = await request('GET', `${apiUrl}/api/v1/terminals/${id}`);
-  if (res.status !== 200) throw new Error(`GET /api/v1/terminals/${id} answered ${res.status}: ${res.body.slice(0, 300)}`);
-  return { session: JSON.parse(res.body), res };
-}
-
-export async function deleteTerminal(apiUrl: string, id: string): Promise<void> {
-  const res = await request('DELETE', `${apiUrl}/api/v1/terminals/${id}`);
-  if (res.status !== 200) throw new Error(`DELETE /api/v1/terminals/${id} answered ${res.status}: ${res.body.slice(0, 300)}`);
+export interface CreatedSession extends SessionView {
+  access_token: string;
 }
 
 /**
- * What a browser does with the link: `tunnel_url?token=T` answers 303 with the
- * cookie, then `/` with the cookie answers 200 with the page. Fresh connections
- * (a new origin for the browser). Returns the time of the page's first byte.
+ * POST /api/v1/{terminals|browsers}: 202 (queued, cold) or 201 (started from
+ * the warm pool, in this very response). Anything else throws.
+ */
+export async function createSession(apiUrl: string, kind: 'terminals' | 'browsers', body: Record<string, unknown> = {}): Promise<{ session: CreatedSession; res: TimedResponse }> {
+  const res = await request('POST', `${apiUrl}/api/v1/${kind}`, { body, headers: ADMIN });
+  if (res.status !== 202 && res.status !== 201) throw new Error(`POST /api/v1/${kind} answered ${res.status}: ${res.body.slice(0, 300)}`);
+  return { session: JSON.parse(res.body), res };
+}
+
+export async function createTerminal(apiUrl: string, body: Record<string, unknown> = {}): Promise<{ session: CreatedSession; res: TimedResponse }> {
+  return createSession(apiUrl, 'terminals', body);
+}
+
+/** GET /api/v1/sessions/{id}; with waitSeconds the API answers as soon as the session is `started` (or ended). */
+export async function getSession(apiUrl: string, id: string, waitSeconds = 0): Promise<{ session: SessionView; res: TimedResponse }> {
+  const res = await request('GET', `${apiUrl}/api/v1/sessions/${id}${waitSeconds ? `?wait_seconds=${waitSeconds}` : ''}`, {
+    headers: ADMIN,
+    timeoutMs: (waitSeconds + 15) * 1000,
+  });
+  if (res.status !== 200) throw new Error(`GET /api/v1/sessions/${id} answered ${res.status}: ${res.body.slice(0, 300)}`);
+  return { session: JSON.parse(res.body), res };
+}
+
+export async function getTerminal(apiUrl: string, id: string): Promise<{ session: SessionView; res: TimedResponse }> {
+  return getSession(apiUrl, id);
+}
+
+/**
+ * POST, then (unless the POST already answered `started`) GET with
+ * wait_seconds until the session is `started`: what a client does. Times are
+ * performance.now() values; `started` is when the answer saying so arrived.
+ */
+export async function launchUntilStarted(
+  apiUrl: string,
+  kind: 'terminals' | 'browsers' = 'terminals',
+  body: Record<string, unknown> = {},
+  timeoutMs = 120_000,
+): Promise<{ session: CreatedSession; t0: number; tPost: number; tStarted: number; postStatus: number; fromPool: boolean }> {
+  const t0 = now();
+  const { session, res } = await createSession(apiUrl, kind, body);
+  const tPost = res.tEnd;
+  let view: SessionView = session;
+  while (view.status !== 'started') {
+    if (!['pending', 'starting'].includes(view.status)) throw new Error(`session ${session.id} became ${view.status}: ${view.error_message}`);
+    if (now() - t0 > timeoutMs) throw new Error(`session ${session.id} not started within ${timeoutMs} ms`);
+    const got = await getSession(apiUrl, session.id, Math.min(60, Math.ceil(timeoutMs / 1000)));
+    view = got.session;
+    if (view.status === 'started') return { session: { ...session, ...view }, t0, tPost, tStarted: got.res.tEnd, postStatus: res.status, fromPool: false };
+  }
+  return { session, t0, tPost, tStarted: tPost, postStatus: res.status, fromPool: res.status === 201 };
+}
+
+export async function deleteSession(apiUrl: string, id: string): Promise<void> {
+  const res = await request('DELETE', `${apiUrl}/api/v1/sessions/${id}`, { headers: ADMIN });
+  if (res.status !== 200) throw new Error(`DELETE /api/v1/sessions/${id} answered ${res.status}: ${res.body.slice(0, 300)}`);
+}
+export const deleteTerminal = deleteSession;
+
+/**
+ * What a browser does with the link: the session's own origin
+ * (`{id}.localhost:PORT`, reached at 127.0.0.1 with that Host header: Node's
+ * resolver does not know `.localhost`) with `?token=` answers 303 with the
+ * cookie, then `/` with the cookie answers 200 with the page. Fresh
+ * connections (a new origin for the browser). Returns the page's first byte time.
  */
 export async function fetchTerminalPage(tunnelUrl: string, token: string): Promise<{ t303: number; tPage: number; tPageEnd: number }> {
+  const origin = new URL(tunnelUrl);
+  const direct = `http://127.0.0.1:${origin.port || 80}`;
+  const headers = { host: origin.host };
   const pageAgent = new http.Agent({ keepAlive: true, maxSockets: 1 });
   try {
-    const first = await request('GET', `${tunnelUrl}?token=${encodeURIComponent(token)}`, { agent: pageAgent });
+    const first = await request('GET', `${direct}/?token=${encodeURIComponent(token)}`, { agent: pageAgent, headers });
     if (first.status !== 303) throw new Error(`terminal ?token= answered ${first.status}, expected 303`);
     const cookie = String(first.headers['set-cookie']?.[0] ?? '').split(';')[0];
-    const location = new URL(String(first.headers.location ?? '/'), tunnelUrl).toString();
-    const page = await request('GET', location, { agent: pageAgent, headers: { cookie } });
+    const location = new URL(String(first.headers.location ?? '/'), direct);
+    const page = await request('GET', `${direct}${location.pathname}${location.search}`, { agent: pageAgent, headers: { ...headers, cookie } });
     if (page.status !== 200 || !page.body.includes('<')) throw new Error(`terminal page answered ${page.status}`);
     return { t303: first.tFirstByte, tPage: page.tFirstByte, tPageEnd: page.tEnd };
   } finally {
@@ -710,15 +795,16 @@ export async function fetchTerminalPage(tunnelUrl: string, token: string): Promi
 }
 
 /**
- * Opens `<tunnel_url>ws` with the bearer token, types `echo ok` and waits for
+ * Opens `<baseUrl>ws` (a session's path_url through the gateway, with its
+ * access token; or an agent directly, with its secret header), types `echo ok` and waits for
  * the shell's output line `ok` (the typed command is echoed by the terminal
  * too, but as `echo ok`: only the output has `ok` at the start of a line;
  * bash's bracketed-paste escape ends with a bare CR right before it).
  */
-export function websocketEcho(tunnelUrl: string, token: string, timeoutMs = 15_000): Promise<{ tOpen: number; tEcho: number }> {
-  const wsUrl = `${tunnelUrl.replace(/^http/, 'ws').replace(/\/?$/, '/')}ws`;
+export function websocketEcho(baseUrl: string, token: string, timeoutMs = 15_000, headers: Record<string, string> = { Authorization: `Bearer ${token}` }): Promise<{ tOpen: number; tEcho: number }> {
+  const wsUrl = `${baseUrl.replace(/^http/, 'ws').replace(/\/?$/, '/')}ws`;
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(wsUrl, { headers: { Authorization: `Bearer ${token}` }, perMessageDeflate: false });
+    const ws = new WebSocket(wsUrl, { headers, perMessageDeflate: false });
     let tOpen = 0;
     let output = '';
     const timer = setTimeout(() => {

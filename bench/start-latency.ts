@@ -2,14 +2,15 @@
  * Cold-start latency of a Berth terminal, as a client sees it.
  *
  *   npx ts-node --transpile-only bench/start-latency.ts [--n 60] [--mode both|combined|split]
- *       [--poll-ms 10] [--parallel K] [--warmup 2] [--baseline-runs 20] [--skip-baseline]
+ *       [--parallel K] [--warmup 2] [--baseline-runs 20] [--skip-baseline]
  *       [--env KEY=VALUE,...]   (extra Berth environment, e.g. SESSION_CPUS=1)
  *
  * For each of N sessions, created ONE AT A TIME (each a fresh container), measures from
  * the moment the POST is sent:
  *   - POST -> 202,
- *   - POST -> `starting` and -> `started` as seen by polling GET every --poll-ms,
- *   - POST -> first byte of the terminal page (`tunnel_url?token=` 303, then `/` 200),
+ *   - POST -> `started` as the client learns it: the POST's answer (warm pool, 201) or a
+ *     GET /api/v1/sessions/{id}?wait_seconds=60 that answers as soon as it is `started`,
+ *   - POST -> first byte of the terminal page (its origin `?token=` 303, then `/` 200),
  *   - POST -> WebSocket open and -> `echo ok` round trip,
  * plus Berth's own timeline for the same session (its JSON logs and `docker events`),
  * then DELETEs it and waits until the container is gone before the next one.
@@ -27,13 +28,14 @@ import {
   ROOT,
   benchContainerCount,
   clearQueues,
-  createTerminal,
-  deleteTerminal,
+  createSession,
+  deleteSession,
   DockerEventRecorder,
   fetchTerminalPage,
   fmtMs,
   foreignContainers,
-  getTerminal,
+  getSession,
+  SessionView,
   loadAverage,
   log,
   machineInfo,
@@ -64,7 +66,6 @@ import path from 'node:path';
 const args = parseArgs(process.argv.slice(2), {
   n: 60,
   mode: 'both',
-  'poll-ms': 10,
   parallel: 0,
   warmup: 2,
   'baseline-runs': 20,
@@ -100,45 +101,40 @@ interface Sample {
   t0Wall: number;
 }
 
-async function measureSession(berth: RunningBerth, index: number, pollMs: number): Promise<Sample> {
+async function measureSession(berth: RunningBerth, index: number): Promise<Sample> {
   const t0Wall = Date.now();
   const t0 = now();
   const sample: Sample = { index, t0Wall };
   try {
-    const { session, res } = await createTerminal(berth.url);
+    const { session, res } = await createSession(berth.url, 'terminals');
     sample.id = session.id;
     sample.postMs = res.tEnd - t0;
 
+    // Long-poll: GET with wait_seconds answers as soon as the session is `started` (or
+    // ended), so the client sees `started` when the API knows it, without a polling interval.
+    let view: SessionView = session;
     let polls = 0;
     let rttSum = 0;
-    let nextAt = now();
-    const deadline = t0 + 90_000;
-    let view;
-    for (;;) {
-      if (now() > deadline) throw new Error(`not started within 90 s (last status ${view?.status})`);
-      const wait = nextAt - now();
-      if (wait > 0) await sleep(wait);
-      nextAt = Math.max(nextAt + pollMs, now());
+    while (view.status !== 'started') {
+      if (!['pending', 'starting'].includes(view.status)) throw new Error(`session became ${view.status}: ${view.error_message}`);
+      if (now() - t0 > 90_000) throw new Error(`not started within 90 s (last status ${view.status})`);
       const sent = now();
-      const got = await getTerminal(berth.url, session.id);
+      const got = await getSession(berth.url, session.id, 60);
       view = got.session;
       polls++;
       rttSum += got.res.tEnd - sent;
       if (view.status !== 'pending' && sample.startingSeenMs === undefined) sample.startingSeenMs = got.res.tEnd - t0;
-      if (view.status === 'started') {
-        sample.startedSeenMs = got.res.tEnd - t0;
-        break;
-      }
-      if (!['pending', 'starting'].includes(view.status)) throw new Error(`session became ${view.status}: ${view.error_message}`);
+      if (view.status === 'started') sample.startedSeenMs = got.res.tEnd - t0;
     }
+    sample.startedSeenMs ??= sample.postMs; // started in the POST's own answer (warm pool)
     sample.polls = polls;
-    sample.meanGetRttMs = rttSum / polls;
+    sample.meanGetRttMs = polls ? rttSum / polls : 0;
     if (view.started_at) sample.dbCreatedToStartedMs = Date.parse(view.started_at) - Date.parse(view.created_at);
 
     const page = await fetchTerminalPage(view.tunnel_url!, session.access_token);
     sample.page303Ms = page.t303 - t0;
     sample.pageMs = page.tPage - t0;
-    const ws = await websocketEcho(view.tunnel_url!, session.access_token);
+    const ws = await websocketEcho(view.path_url!, session.access_token);
     sample.wsOpenMs = ws.tOpen - t0;
     sample.echoMs = ws.tEcho - t0;
   } catch (error) {
@@ -152,7 +148,7 @@ async function endSession(berth: RunningBerth, sample: Sample): Promise<void> {
   if (!sample.id) return;
   const t = now();
   try {
-    await deleteTerminal(berth.url, sample.id);
+    await deleteSession(berth.url, sample.id);
     const gone = await waitContainerGone(sample.id);
     sample.deleteToGoneMs = Number.isFinite(gone) ? now() - t : undefined;
     if (!Number.isFinite(gone)) log(`container of ${sample.id} still there 30 s after DELETE`);
@@ -179,8 +175,7 @@ function attachServerTimeline(samples: Sample[], berth: RunningBerth, events: Do
 type MetricKey = keyof Sample;
 const CLIENT_METRICS: [string, (s: Sample) => number | undefined][] = [
   ['POST -> 202 response', (s) => s.postMs],
-  ['POST -> `starting` seen (job picked up)', (s) => s.startingSeenMs],
-  ['**POST -> `started` seen (GET polling)**', (s) => s.startedSeenMs],
+  ['**POST -> `started` seen (GET ?wait_seconds)**', (s) => s.startedSeenMs],
   ['POST -> page 303 (`?token=`)', (s) => s.page303Ms],
   ['**POST -> terminal page first byte (200)**', (s) => s.pageMs],
   ['POST -> WebSocket open', (s) => s.wsOpenMs],
@@ -192,9 +187,9 @@ const SERVER_METRICS: [string, (s: Sample) => number | undefined][] = [
   ['"session created" -> engine `create` event (job pickup, claim, expiry job, create call)', (s) => diff(s.engineCreateMs, s.logCreatedMs)],
   ['engine `create` -> engine `start` event', (s) => diff(s.engineStartMs, s.engineCreateMs)],
   ['engine `start` -> "container started" logged (start call returns)', (s) => diff(s.logContainerStartedMs, s.engineStartMs)],
-  ['engine `start` -> "session started" logged (container boot + tunnel callback)', (s) => diff(s.logSessionStartedMs, s.engineStartMs)],
-  ['"session started" logged -> client sees `started` (polling lag)', (s) => diff(s.startedSeenMs, s.logSessionStartedMs)],
-  ['row created_at -> started_at (DB clock, no polling)', (s) => s.dbCreatedToStartedMs],
+  ['engine `start` -> "session started" logged (container boot + ready callback)', (s) => diff(s.logSessionStartedMs, s.engineStartMs)],
+  ['"session started" logged -> client sees `started`', (s) => diff(s.startedSeenMs, s.logSessionStartedMs)],
+  ['row created_at -> started_at (DB clock)', (s) => s.dbCreatedToStartedMs],
   ['`started` seen -> page first byte', (s) => diff(s.pageMs, s.startedSeenMs)],
   ['page first byte -> `echo ok`', (s) => diff(s.echoMs, s.pageMs)],
   ['DELETE -> container gone (not part of the start)', (s) => s.deleteToGoneMs],
@@ -209,12 +204,11 @@ interface RunResult {
   mode: 'combined' | 'split';
   kind: 'sequential' | 'parallel';
   parallel: number;
-  pollMs: number;
   samples: Sample[];
   failures: number;
   client: { label: string; stats: Stats | null }[];
   server: { label: string; stats: Stats | null }[];
-  polling: { configuredMs: number; meanGetRttMs: number | null; meanPollsPerSession: number | null };
+  polling: { meanGetRttMs: number | null; meanPollsPerSession: number | null };
   rounds?: { wallMs: number }[];
   loadBefore: ReturnType<typeof loadAverage>;
   loadAfter: ReturnType<typeof loadAverage>;
@@ -234,9 +228,8 @@ async function runMode(mode: 'combined' | 'split', distDir: string, stamp: strin
   events.start();
   log(`Berth (${mode}) up at ${berth.url}, pids ${berth.processes.map((p) => `${p.role}=${p.child.pid}`).join(' ')}`);
   try {
-    const pollMs = args['poll-ms'];
     for (let w = 0; w < args.warmup && !aborted(); w++) {
-      const s = await measureSession(berth, -1 - w, pollMs);
+      const s = await measureSession(berth, -1 - w);
       await endSession(berth, s);
     }
 
@@ -246,10 +239,9 @@ async function runMode(mode: 'combined' | 'split', distDir: string, stamp: strin
       const started = now();
       const samples: Sample[] = [];
       const rounds: { wallMs: number }[] = [];
-      const pm = kind === 'parallel' ? Math.max(pollMs, 20) : pollMs;
       if (kind === 'sequential') {
         for (let i = 0; i < args.n && !aborted(); i++) {
-          const s = await measureSession(berth, i, pm);
+          const s = await measureSession(berth, i);
           samples.push(s);
           await endSession(berth, s);
           if ((i + 1) % 10 === 0) log(`${mode} sequential: ${i + 1}/${args.n}, last POST->started ${fmtMs(s.startedSeenMs)} ms`);
@@ -262,7 +254,7 @@ async function runMode(mode: 'combined' | 'split', distDir: string, stamp: strin
         const roundsTotal = Math.ceil(args.n / k);
         for (let r = 0; r < roundsTotal && !aborted(); r++) {
           const t = now();
-          const batch = await Promise.all(Array.from({ length: k }, (_, j) => measureSession(berth, r * k + j, pm)));
+          const batch = await Promise.all(Array.from({ length: k }, (_, j) => measureSession(berth, r * k + j)));
           rounds.push({ wallMs: now() - t });
           samples.push(...batch);
           await Promise.all(batch.map((s) => endSession(berth, s)));
@@ -277,13 +269,11 @@ async function runMode(mode: 'combined' | 'split', distDir: string, stamp: strin
         mode,
         kind,
         parallel: k,
-        pollMs: pm,
         samples,
         failures: samples.length - ok.length,
         client: summarize(samples, CLIENT_METRICS),
         server: summarize(samples, SERVER_METRICS),
         polling: {
-          configuredMs: pm,
           meanGetRttMs: rtts.length ? rtts.reduce((a, b) => a + b, 0) / rtts.length : null,
           meanPollsPerSession: ok.length ? ok.reduce((a, s) => a + (s.polls ?? 0), 0) / ok.length : null,
         },
@@ -298,7 +288,7 @@ async function runMode(mode: 'combined' | 'split', distDir: string, stamp: strin
       };
     };
 
-    log(`${mode}: ${args.n} sessions one at a time (poll every ${pollMs} ms)`);
+    log(`${mode}: ${args.n} sessions one at a time`);
     results.push(await run('sequential', 1));
     if (args.parallel > 0 && !aborted()) {
       log(`${mode}: ${args.n} sessions in rounds of ${args.parallel} at once`);
@@ -333,13 +323,13 @@ function report(
         statsRow('same, create + start via engine API (dockerode)', baseline.sleepApiCreateStart),
         statsRow('`docker rm -f` of it (CLI)', baseline.sleepCliRemove),
         statsRow(`\`docker run -d ${BENCH.terminalImage}\`, Berth's flags (CLI returns)`, baseline.terminalCliRun),
-        statsRow('terminal image: `docker run` -> tunnel callback received', baseline.terminalRunToCallback),
-        statsRow('terminal image: `docker run` -> `/healthz` 200', baseline.terminalRunToHealthz),
+        statsRow('terminal image: `docker run` -> ready callback received', baseline.terminalRunToCallback),
+        statsRow('terminal image: `docker run` -> `/.berth/health` 200 (agent direct)', baseline.terminalRunToHealthz),
         statsRow('terminal image: `docker run` -> page first byte (303, 200)', baseline.terminalRunToPage),
         statsRow('terminal image: `docker run` -> WebSocket `echo ok`', baseline.terminalRunToEcho),
         statsRow('terminal image: `docker rm -f`', baseline.terminalRemove),
-        statsRow('terminal image WITHOUT `--cpus 0.5`: `docker run` -> tunnel callback', baseline.terminalNoCpuLimitRunToCallback),
-        statsRow('terminal image WITHOUT `--cpus 0.5`: `docker run` -> WebSocket `echo ok`', baseline.terminalNoCpuLimitRunToEcho),
+        statsRow('terminal image WITHOUT `--cpus 1`: `docker run` -> ready callback', baseline.terminalNoCpuLimitRunToCallback),
+        statsRow('terminal image WITHOUT `--cpus 1`: `docker run` -> WebSocket `echo ok`', baseline.terminalNoCpuLimitRunToEcho),
       ]),
     );
     if (baseline.errors.length) out.push(`\nBaseline errors: ${baseline.errors.slice(0, 5).join('; ')}`);
@@ -351,7 +341,7 @@ function report(
     out.push('');
     out.push(
       markdownTable(STATS_HEADER, [
-        statsRow('`docker run` -> tunnel callback', p.runToCallback),
+        statsRow('`docker run` -> ready callback', p.runToCallback),
         statsRow('`docker run` -> WebSocket `echo ok`', p.runToEcho),
         statsRow(`round wall time (first run to last echo of ${p.parallel})`, p.roundWall),
       ]),
@@ -365,8 +355,7 @@ function report(
     out.push('');
     out.push(
       `${r.samples.length} sessions, ${r.failures} failed, ${r.wallSeconds} s wall. ` +
-        `Polling: GET every ${r.polling.configuredMs} ms (mean GET round trip ${r.polling.meanGetRttMs?.toFixed(1)} ms, ` +
-        `${r.polling.meanPollsPerSession?.toFixed(0)} GETs per session), so \`started\` is seen at most ~${Math.ceil(r.polling.configuredMs + (r.polling.meanGetRttMs ?? 0))} ms late. ` +
+        `Client: POST, then GET ?wait_seconds=60 (${r.polling.meanPollsPerSession?.toFixed(1)} GETs per session, mean ${r.polling.meanGetRttMs?.toFixed(0)} ms each, held open until \`started\`). ` +
         `Load average before ${r.loadBefore.load1}/${r.loadBefore.load5}/${r.loadBefore.load15}, after ${r.loadAfter.load1}/${r.loadAfter.load5}/${r.loadAfter.load15}; ` +
         `other containers on the engine: ${r.foreignContainersBefore} before, ${r.foreignContainersAfter} after. Berth RSS at the end: ${r.berthRssMiB} MiB.`,
     );
