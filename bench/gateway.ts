@@ -9,7 +9,7 @@
  *       [--ws-rounds 3] [--ws-samples 10000] [--ws-warmup 2000] [--ws-message-bytes 32] [--ws-shared-layout=true]
  *       [--ws-large-bytes 262144] [--ws-windows 1,8] [--ws-throughput-s 5]
  *       [--idle-connections 1000] [--idle-hold-s 300] [--idle-sample-s 10] [--idle-peers=true] [--idle-peer-hold-s 30]
- *       [--max-other-cpu 20] [--retries 3] [--dist dist] [--build-label TEXT]
+ *       [--max-other-cpu 20] [--retries 3] [--dist dist] [--build-label TEXT] [--profile-dir DIR [--trace-gc=true]]
  *
  * --dist: the compiled Berth to measure (default the repository's dist/, as
  * scripts/bench.sh builds it); it is copied first, like the other benchmarks do.
@@ -120,6 +120,10 @@ const args = parseArgs(process.argv.slice(2), {
   retries: 3,
   dist: 'dist',
   'build-label': '',
+  // Diagnostics of the Node contenders (berth, undici): a V8 CPU profile each (node --cpu-prof) in
+  // this directory, and with --trace-gc every garbage collection in their logs.
+  'profile-dir': '',
+  'trace-gc': false,
 });
 
 const TESTS = new Set(args.only.split(',').map((t) => t.trim()));
@@ -398,6 +402,7 @@ const children: Child[] = [];
  * to the log file when given (else are drained).
  */
 function launchNode(name: string, cpu: string | null, argv: string[], options: { env?: NodeJS.ProcessEnv; logFile?: string } = {}): Child {
+  if (args['profile-dir'] && ['berth', 'undici'].includes(name)) argv = [...(args['trace-gc'] ? ['--trace-gc'] : []), '--cpu-prof', `--cpu-prof-dir=${args['profile-dir']}`, `--cpu-prof-name=${name}-${Date.now()}.cpuprofile`, ...argv];
   const command = cpu === null ? process.execPath : 'taskset';
   const commandArgs = cpu === null ? argv : ['-c', cpu, process.execPath, ...argv];
   const child = spawn(command, commandArgs, { cwd: ROOT, env: options.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
