@@ -96,7 +96,9 @@ describe('expiry, timeouts, failures and reaping', () => {
 
       await eventually(async () => (await containersOf(berth!.instance, orphanSession)).length === 0, 15_000, 'orphan removal');
       const vanished = await waitForStatus(berth.url, body.id, ['failed'], 15_000);
-      expect(vanished.error_message).toBe('container disappeared');
+      // The engine's `die` event may be handled while the container is still being removed
+      // (exited, killed: 137), or the sweep may find it gone.
+      expect(vanished.error_message).toMatch(/^(container disappeared|container exited with code 137)$/);
       expect((await foreign.inspect()).State.Running).toBe(true);
     } finally {
       await foreign.remove({ force: true });

@@ -190,12 +190,14 @@ describe('warm pool (real Postgres, Redis, Docker, two API processes)', () => {
     }
   });
 
-  it('starts a session cold when its claimed container cannot be bound (dead, or its API process died)', async () => {
+  it('starts a session cold when its claimed container cannot be bound (unreachable, or its API process died)', async () => {
     await poolWarm(berth.url, 3);
-    // A warm container dies behind Berth's back: the next launch claims it, the bind fails, and the
-    // launch goes on as a cold start of the same session (same id, same token).
+    // The oldest warm container stops answering behind Berth's back (hung, or dead an instant
+    // before the claim: a container that exits is otherwise failed at once through the engine's
+    // event stream, see the next test): the next launch claims it, the bind fails, and the launch
+    // goes on as a cold start of the same session (same id, same token).
     const [doomed] = await warmIds();
-    await docker.getContainer(`${berth.instance}-terminal-${doomed}`).kill();
+    await sql(`UPDATE sessions SET upstream_url = 'http://127.0.0.1:9' WHERE id = $1`, [doomed]);
     const created = await api(berth.url, 'POST', '/api/v1/terminals', {});
     expect(created.body.id).toBe(doomed);
     expect(created.status).toBe(202);
@@ -220,6 +222,20 @@ describe('warm pool (real Postgres, Redis, Docker, two API processes)', () => {
     expect((await waitForStatus(berth.url, orphan, ['started', 'failed'])).status).toBe('started');
     expect(await agentHealth(orphan, upstreamSecret(berth.config, orphan))).toMatchObject({ status: 200, body: { bound: true, session_id: orphan } });
     await Promise.all([doomed, orphan].map((id) => api(berth.url, 'DELETE', `/api/v1/sessions/${id}`)));
+  });
+
+  it('fails a warm container that dies behind its back at once (the engine event stream), and refills', async () => {
+    await poolWarm(berth.url, 3);
+    const [dying] = await warmIds();
+    await docker.getContainer(`${berth.instance}-terminal-${dying}`).kill();
+    // No sweep runs in this window: the worker hears the engine's `die` event.
+    await eventually(async () => (await sql<{ status: string }>(`SELECT status FROM sessions WHERE id = $1`, [dying]))[0]?.status === 'failed', 5_000, 'the dead warm container to be failed');
+    expect(await warmIds()).not.toContain(dying);
+    await poolWarm(berth.url, 3);
+    const launched = await api(berth.url, 'POST', '/api/v1/terminals', {});
+    expect(launched.status).toBe(201);
+    expect(launched.body.id).not.toBe(dying);
+    await api(berth.url, 'DELETE', `/api/v1/sessions/${launched.body.id}`);
   });
 
   it('never counts toward a tenant quota', async () => {
