@@ -20,10 +20,13 @@
  * Output: markdown on stdout, JSON in bench/results/burst-<time>.json.
  */
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { randomBytes, randomUUID, createHash } from 'node:crypto';
 import path from 'node:path';
 import { CallbackReceiver, terminalRunArgs } from './baselines';
 import {
+  engineCpuSeconds,
+  processCpuSeconds,
   BENCH,
   ROOT,
   benchContainerCount,
@@ -83,7 +86,39 @@ interface Burst {
   foreign: number;
   /** Berth only: per-session timeline segments (ms). */
   segments?: Record<string, number[]>;
+  /** CPU-seconds spent from the first launch until the last was ready: the engine (dockerd, containerd, shims), Berth, this client (and its `docker` CLIs). */
+  cpu: CpuSpent;
 }
+
+interface CpuSpent {
+  engine: number;
+  berth: number;
+  client: number;
+}
+
+/** CPU-seconds so far of the engine, Berth's processes and this process with its children (the `docker` CLIs). */
+function cpuNow(berthPids: number[]): CpuSpent {
+  const self = process.cpuUsage();
+  const children = readChildrenCpu();
+  return {
+    engine: engineCpuSeconds(),
+    berth: berthPids.reduce((sum, pid) => sum + processCpuSeconds(pid), 0),
+    client: (self.user + self.system) / 1e6 + children,
+  };
+}
+
+/** cutime + cstime of this process: CPU of the children it has waited for (the `docker run` CLIs). */
+function readChildrenCpu(): number {
+  const fields = readFileSync('/proc/self/stat', 'utf8').split(') ')[1].split(' ');
+  const ticks = 100; // USER_HZ
+  return (Number(fields[13]) + Number(fields[14])) / ticks;
+}
+
+const spent = (before: CpuSpent, after: CpuSpent): CpuSpent => ({
+  engine: after.engine - before.engine,
+  berth: after.berth - before.berth,
+  client: after.client - before.client,
+});
 
 function dockerCli(argv: string[]): Promise<void> {
   return new Promise((resolve, reject) => execFile('docker', argv, { timeout: 120_000 }, (error, _out, stderr) => (error ? reject(new Error(stderr || error.message)) : resolve())));
@@ -103,6 +138,7 @@ async function engineBurst(round: number, via: 'cli' | 'api'): Promise<Burst> {
   const ready: number[] = [];
   const returned: number[] = [];
   const failures: string[] = [];
+  const cpu0 = cpuNow([]);
   const t = now();
   try {
     await Promise.all(
@@ -127,8 +163,9 @@ async function engineBurst(round: number, via: 'cli' | 'api'): Promise<Burst> {
     receiver.close();
   }
   const wallMs = now() - t;
+  const cpu = spent(cpu0, cpuNow([]));
   await removeBaselineContainers();
-  return { what: via === 'cli' ? 'engine-cli' : 'engine-api', round, ready, returned, failures, wallMs, load, foreign };
+  return { what: via === 'cli' ? 'engine-cli' : 'engine-api', round, ready, returned, failures, wallMs, load, foreign, cpu };
 }
 
 /** create + start through the engine API with the options `docker run` sends for terminalRunArgs (the CLI's own cost left out). */
@@ -169,6 +206,8 @@ async function berthBurst(berth: RunningBerth, events: DockerEventRecorder, roun
   const returned: number[] = [];
   const failures: string[] = [];
   const ids: { id: string; t0Wall: number }[] = [];
+  const berthPids = berth.processes.map((p) => p.child.pid!).filter(Boolean);
+  const cpu0 = cpuNow(berthPids);
   const t = now();
   await Promise.all(
     Array.from({ length: args.n }, async () => {
@@ -184,6 +223,7 @@ async function berthBurst(berth: RunningBerth, events: DockerEventRecorder, roun
     }),
   );
   const wallMs = now() - t;
+  const cpu = spent(cpu0, cpuNow(berthPids));
   await sleep(500); // the last log lines and engine events
   const segments: Record<string, number[]> = {};
   const add = (key: string, value: number | undefined) => {
@@ -203,7 +243,7 @@ async function berthBurst(berth: RunningBerth, events: DockerEventRecorder, roun
   log(`berth round ${round}: deleting ${ids.length} sessions`);
   for (let i = 0; i < ids.length; i += 10) await Promise.all(ids.slice(i, i + 10).map(({ id }) => deleteSession(berth.url, id).catch((error: Error) => log(`DELETE ${id}: ${error.message}`))));
   await waitFor(async () => (await benchContainerCount()) === 0, 180_000, 'the burst\'s containers to go', 250).catch((error: Error) => log(error.message));
-  return { what: 'berth', round, ready, returned, failures, wallMs, load, foreign, segments };
+  return { what: 'berth', round, ready, returned, failures, wallMs, load, foreign, segments, cpu };
 }
 
 const LABEL: Record<Burst['what'], string> = {
@@ -231,11 +271,12 @@ function report(machine: Record<string, string | number>, bursts: Burst[]): stri
       fmtMs(s?.max),
       fmtMs(stats(b.returned)?.p50),
       fmtMs(b.wallMs),
+      `${b.cpu.engine.toFixed(1)} / ${b.what === 'berth' ? b.cpu.berth.toFixed(1) : '-'} / ${b.cpu.client.toFixed(1)}`,
       `${b.load.load1}/${b.load.load5}/${b.load.load15}`,
       String(b.foreign),
     ]);
   }
-  out.push(markdownTable(['round', 'what', 'ready', 'failed', 'p50 ms', 'p99 ms', 'max ms', '`docker run` / POST returned p50 ms', 'wall ms', 'load before', 'other containers'], rows));
+  out.push(markdownTable(['round', 'what', 'ready', 'failed', 'p50 ms', 'p99 ms', 'max ms', '`docker run` / POST returned p50 ms', 'wall ms', 'CPU s until all ready: engine / Berth / client', 'load before', 'other containers'], rows));
   out.push('');
   const pooled = (what: Burst['what']) => stats(bursts.filter((b) => b.what === what).flatMap((b) => b.ready));
   const cli = pooled('engine-cli');

@@ -78,6 +78,8 @@ export class BerthConfig {
       publishHost: string;
       portRange: { min: number; max: number };
       containerPort: number;
+      /** Container creations one process sends the engine at once; 0 means no limit. */
+      createConcurrency: number;
     };
     /** storageClass '' selects the cluster's default StorageClass. */
     kubernetes: { namespace: string; inCluster: boolean; storageClass: string };
@@ -174,6 +176,7 @@ export class BerthConfig {
         publishHost: env.DOCKER_PUBLISH_HOST,
         portRange: parsePortRange(env.SESSION_PORT_RANGE),
         containerPort: env.SESSION_CONTAINER_PORT,
+        createConcurrency: env.DOCKER_CREATE_CONCURRENCY,
       },
       kubernetes: { namespace: env.K8S_NAMESPACE, inCluster: env.K8S_IN_CLUSTER, storageClass: env.K8S_STORAGE_CLASS },
     };

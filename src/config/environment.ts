@@ -381,6 +381,17 @@ export class EnvironmentVariables {
   DOCKER_API_VERSION: string = 'v1.41';
 
   /**
+   * How many container creations one worker sends the engine at once (0: no
+   * limit). The engine serialises much of a create internally; a burst sent
+   * all at once makes every create wait on the others. 4: bench/burst.ts,
+   * 50 launches at once, docs/BENCHMARKS.md.
+   */
+  @IsInt()
+  @Min(0)
+  @Max(1000)
+  DOCKER_CREATE_CONCURRENCY: number = 4;
+
+  /**
    * `host`: containers share the host network, each agent listens on a port
    * Berth allocates from SESSION_PORT_RANGE on DOCKER_SESSION_HOST (single
    * trusted host, tests). Anything else: the name of an existing Docker

@@ -17,6 +17,7 @@ import {
   StartedContainer,
   sessionContainerName,
 } from '../container-platform';
+import { ConcurrencyLimit } from './concurrency-limit';
 import { PublishedPort, buildContainerOptions, isLoopback } from './docker-container-options';
 
 interface DockerApiError {
@@ -49,11 +50,13 @@ export class DockerPlatform implements ContainerPlatform {
   readonly name = 'docker' as const;
   readonly requiresHostPort: boolean;
   private readonly logger = new Logger(DockerPlatform.name);
+  private readonly creations: ConcurrencyLimit;
   private readonly docker: Docker;
 
   constructor(private readonly config: BerthConfig) {
     const { socketPath, apiVersion } = config.platform.docker;
     this.docker = new Docker({ socketPath, version: apiVersion });
+    this.creations = new ConcurrencyLimit(config.platform.docker.createConcurrency);
     const { network, publishHost } = config.platform.docker;
     this.requiresHostPort = network === 'host' || publishHost !== '';
   }
@@ -66,7 +69,7 @@ export class DockerPlatform implements ContainerPlatform {
     let adopted = false;
     let container: Docker.Container;
     try {
-      container = await this.docker.createContainer(options);
+      container = await this.creations.run(() => this.docker.createContainer(options));
     } catch (error) {
       if (statusOf(error) !== 409) throw toPlatformError(error, `creating container ${name}`, spec.image);
       // The name is taken: an earlier delivery of this job (or another worker)
