@@ -123,17 +123,27 @@ export async function startBerth(env: Record<string, string> = {}, roles: Roles 
     app = await NestFactory.createApplicationContext(module, { logger });
     await app.init();
   }
+  const startedAt = Date.now();
   return {
     url: `http://127.0.0.1:${port}`,
     config,
     app,
     instance,
     close: async () => {
+      // BullMQ (5.81) turns a Redis connection closed while it is still initialising into an
+      // unhandled rejection: RedisConnection.close() removes the listeners its failing init()
+      // then reports to. A Berth closed within a moment of its start (a test that makes one
+      // request) would hit that; give its connections that moment.
+      const young = MIN_LIFETIME_MS - (Date.now() - startedAt);
+      if (young > 0) await sleep(young);
       await app.close();
       await removeContainers(instance);
     },
   };
 }
+
+/** How long a test's Berth lives at least before it is closed (see close()). */
+const MIN_LIFETIME_MS = 1500;
 
 /** Containers carrying this instance's ownership label. */
 export async function containersOf(instance: string, sessionId?: string): Promise<Docker.ContainerInfo[]> {
