@@ -11,12 +11,12 @@ const PLATFORM_CHECK_MS = 2000;
  * repeatable schedule itself is kept by QueueReconciler.)
  *
  * Between sweeps, a session whose container dies is noticed at once: the
- * platform's exit stream (Docker's event stream) names the session, which is
- * checked and failed; a break in that stream (the engine restarting, which
- * stops every container: no live-restore) is followed by a full
- * reconciliation when it reconnects. The platform's reachability is watched
- * too, for platforms without an exit stream: when it answers again after it
- * stopped, a reconciliation runs. Without these, sessions on dead containers
+ * platform's exit stream (Docker's event stream, a Kubernetes pod watch)
+ * names the session, which is checked and failed; a break in that stream (the
+ * engine restarting, which stops every container: no live-restore) is
+ * followed by a full reconciliation when it reconnects. The platform's
+ * reachability is watched too: when it answers again after it stopped, a
+ * reconciliation runs. Without these, sessions on dead containers
  * stayed `started` until the next scheduled sweep (minutes). The sweep stays
  * the safety net.
  */

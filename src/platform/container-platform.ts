@@ -118,7 +118,8 @@ export interface ContainerPlatform {
   ping(): Promise<void>;
   /**
    * Streams the exits of this install's containers as they happen, where the
-   * platform has such a stream (Docker's event stream): `onExit` with the
+   * platform has such a stream (Docker's event stream, a Kubernetes pod
+   * watch): `onExit` with the
    * session id of a container that stopped, `onResync` each time the stream
    * reconnects after a break (exits meanwhile were not seen: reconcile).
    * Returns a function that stops watching. Platforms without it rely on the

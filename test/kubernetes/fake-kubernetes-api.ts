@@ -78,6 +78,8 @@ export class FakeKubernetesApi {
   /** `resource:verb` pairs that were allowed and used, across resets. */
   readonly exercised = new Set<string>();
   private readonly store: Record<Resource, Map<string, KubeObject>> = { pods: new Map(), persistentvolumeclaims: new Map() };
+  /** Open `?watch=true` requests: each gets a JSON line per change of what it selects. */
+  private readonly watchers = new Set<{ resource: Resource; namespace: string; matches: (object: KubeObject) => boolean; response: ServerResponse }>();
   private readonly logs = new Map<string, string>();
   private faults: Fault[] = [];
   private resourceVersion = 1000;
@@ -98,11 +100,13 @@ export class FakeKubernetesApi {
 
   async close(): Promise<void> {
     if (!this.server) return;
+    this.endWatches();
     this.server.closeAllConnections();
     await new Promise<void>((resolve) => this.server!.close(() => resolve()));
   }
 
   reset(): void {
+    this.endWatches();
     this.requests.length = 0;
     this.store.pods.clear();
     this.store.persistentvolumeclaims.clear();
@@ -119,7 +123,25 @@ export class FakeKubernetesApi {
   put(resource: Resource, namespace: string, object: object): KubeObject {
     const stored = this.stamp(resource, namespace, structuredClone(object) as KubeObject);
     this.store[resource].set(`${namespace}/${stored.metadata.name}`, stored);
+    this.notify(resource, 'ADDED', stored);
     return stored;
+  }
+
+  /** Ends every open watch, as an API server does when its watch timeout passes. */
+  endWatches(): void {
+    for (const watcher of this.watchers) watcher.response.end();
+    this.watchers.clear();
+  }
+
+  get openWatches(): number {
+    return this.watchers.size;
+  }
+
+  private notify(resource: Resource, type: 'ADDED' | 'MODIFIED' | 'DELETED', object: KubeObject): void {
+    for (const watcher of this.watchers) {
+      if (watcher.resource !== resource || object.metadata.namespace !== watcher.namespace || !watcher.matches(object)) continue;
+      watcher.response.write(JSON.stringify({ type, object }) + '\n');
+    }
   }
 
   get(resource: Resource, namespace: string, name: string): KubeObject | undefined {
@@ -135,6 +157,8 @@ export class FakeKubernetesApi {
     const pod = this.get('pods', namespace, name);
     if (!pod) throw new Error(`no pod ${namespace}/${name}`);
     pod.status = podStatus;
+    pod.metadata.resourceVersion = String(++this.resourceVersion);
+    this.notify('pods', 'MODIFIED', pod);
     this.releaseClaims(namespace);
   }
 
@@ -167,7 +191,7 @@ export class FakeKubernetesApi {
     const match = /^\/api\/v1\/namespaces\/([^/]+)\/(pods|persistentvolumeclaims)(?:\/([^/]+))?(\/log)?$/.exec(url.pathname);
     const [, namespace, resource, name, log] = (match ?? []) as unknown as [string, string, Resource, string | undefined, string | undefined];
     if (!match || (log && resource !== 'pods')) return send(404, status(404, 'NotFound', 'the server could not find the requested resource'));
-    const verb = verbOf(record.method, name);
+    const verb = record.method === 'GET' && !name && url.searchParams.get('watch') === 'true' ? 'watch' : verbOf(record.method, name);
     const rbacResource = log ? `${resource}/log` : resource;
 
     const denial = this.authorize(namespace, rbacResource, verb);
@@ -206,6 +230,19 @@ export class FakeKubernetesApi {
       }
       case 'list':
         return send(200, this.list(resource, namespace, url.searchParams));
+      case 'watch': {
+        // Without a resourceVersion a watch starts with an ADDED event for everything it selects.
+        record.status = 200;
+        response.writeHead(200, { 'content-type': 'application/json' });
+        const requirements = parseSelector(url.searchParams.get('labelSelector') ?? '');
+        const watcher = { resource, namespace, matches: (object: KubeObject) => requirements.every((m) => m(object.metadata.labels ?? {})), response };
+        this.watchers.add(watcher);
+        response.on('close', () => this.watchers.delete(watcher));
+        for (const object of store.values()) {
+          if (object.metadata.namespace === namespace && watcher.matches(object)) response.write(JSON.stringify({ type: 'ADDED', object }) + '\n');
+        }
+        return;
+      }
       case 'delete': {
         const object = store.get(key);
         if (!object) return notFound();
@@ -222,6 +259,7 @@ export class FakeKubernetesApi {
           return send(200, object);
         }
         store.delete(key);
+        this.notify(resource, 'DELETED', object);
         if (resource === 'pods') this.releaseClaims(namespace);
         return send(200, { ...object, metadata: { ...object.metadata, deletionTimestamp: timestamp() } });
       }

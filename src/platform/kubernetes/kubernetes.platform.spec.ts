@@ -555,6 +555,62 @@ describe('KubernetesPlatform against a fake API server', () => {
     });
   });
 
+  describe('watchExits', () => {
+    const until = async (what: string, check: () => boolean) => {
+      for (let i = 0; i < 200 && !check(); i++) await new Promise((resolve) => setTimeout(resolve, 10));
+      if (!check()) throw new Error(`timed out waiting for ${what}`);
+    };
+
+    it('reports the session of a pod that stopped or was deleted, and resyncs when the watch comes back', async () => {
+      const exits: string[] = [];
+      let resyncs = 0;
+      const stop = platform.watchExits({ onExit: (id) => exits.push(id), onResync: () => resyncs++ });
+      try {
+        await until('the watch', () => api.openWatches === 1);
+        const watchRequest = api.requests.find((r) => r.query.get('watch') === 'true')!;
+        expect(watchRequest.path).toBe(`/api/v1/namespaces/${NS}/pods`);
+        expect(watchRequest.query.get('labelSelector')).toBe('berth.managed-by=berth,berth.instance=berth');
+
+        await platform.start(spec);
+        api.setPodStatus(NS, podName, { phase: 'Running', containerStatuses: [containerStatus({ running: { startedAt: '2026-01-01T00:00:00Z' } })] });
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        expect(exits).toEqual([]); // created and running: nothing to report
+
+        api.setPodStatus(NS, podName, { phase: 'Failed', containerStatuses: [containerStatus({ terminated: { exitCode: 137, reason: 'OOMKilled' } })] });
+        await until('the exit', () => exits.length === 1);
+        expect(exits).toEqual([SESSION]);
+
+        const other = '0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d';
+        await platform.start(specFor(other));
+        await platform.stop({ sessionId: other, kind: SessionKind.Terminal, state: {} });
+        await until('the deletion', () => exits.includes(other));
+
+        // The API server ends watches now and then: a new one starts and reconciliation is asked for.
+        expect(resyncs).toBe(0);
+        api.endWatches();
+        await until('the watch to come back', () => api.openWatches === 1 && resyncs === 1);
+      } finally {
+        stop();
+      }
+      await until('the watch to end', () => api.openWatches === 0);
+    });
+
+    it('ignores pods of other installs', async () => {
+      const exits: string[] = [];
+      const stop = platform.watchExits({ onExit: (id) => exits.push(id), onResync: () => undefined });
+      try {
+        await until('the watch', () => api.openWatches === 1);
+        const pod = makeSessionPod('someone-else', spec, config, {});
+        api.put('pods', NS, { ...pod, metadata: { ...pod.metadata, labels: { ...pod.metadata!.labels, 'berth.instance': 'another' } } });
+        api.setPodStatus(NS, 'someone-else', { phase: 'Failed' });
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        expect(exits).toEqual([]);
+      } finally {
+        stop();
+      }
+    });
+  });
+
   describe('errors', () => {
     it('turns a 500 into a transient PlatformError carrying the API message', async () => {
       api.failNext('POST', /\/pods$/, 500, 'InternalError', 'etcdserver: request timed out');

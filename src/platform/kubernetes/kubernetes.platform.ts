@@ -7,6 +7,7 @@ import {
   ContainerRef,
   ContainerStatus,
   CreatedContainer,
+  ExitHandlers,
   LABELS,
   ManagedContainer,
   ManagedVolume,
@@ -55,12 +56,16 @@ const LIST_PAGE_SIZE = 500;
  * (KUBECONFIG, ~/.kube/config). A KubeConfig passed as the second argument
  * (or provided under KUBE_CONFIG for Nest's DI) replaces that.
  */
+/** How soon a pod watch that broke is started again. */
+const WATCH_RETRY_MS = 1000;
+
 @Injectable()
 export class KubernetesPlatform implements ContainerPlatform {
   readonly name = 'kubernetes' as const;
   readonly requiresHostPort = false;
   private readonly logger = new Logger(KubernetesPlatform.name);
   private readonly core: CoreV1Api;
+  private readonly kubeConfig: KubeConfig;
   private readonly namespace: string;
 
   constructor(
@@ -75,6 +80,7 @@ export class KubernetesPlatform implements ContainerPlatform {
       else kc.loadFromDefault();
     }
     this.core = kc.makeApiClient(client.CoreV1Api);
+    this.kubeConfig = kc;
     this.namespace = config.platform.kubernetes.namespace;
   }
 
@@ -202,6 +208,60 @@ export class KubernetesPlatform implements ContainerPlatform {
       throw toPlatformError(error, 'listing persistent volume claims');
     }
     return found;
+  }
+
+  /**
+   * A watch on this install's pods: a pod that has stopped (phase Failed or
+   * Succeeded, its session container terminated) or was deleted behind
+   * Berth's back reports its session. The API server ends watches after a
+   * while; each new one after the first is a resync.
+   */
+  watchExits(handlers: ExitHandlers): () => void {
+    const watch = new (kubernetesClient().Watch)(this.kubeConfig);
+    let stopped = false;
+    let connected = false;
+    let controller: AbortController | null = null;
+    let retry: NodeJS.Timeout | null = null;
+    const schedule = () => {
+      if (stopped || retry) return;
+      retry = setTimeout(() => {
+        retry = null;
+        void connect();
+      }, WATCH_RETRY_MS);
+      retry.unref();
+    };
+    const onEvent = (type: string, pod: V1Pod) => {
+      const sessionId = pod?.metadata?.labels?.[LABELS.sessionId];
+      if (!sessionId) return;
+      if (type === 'DELETED' || podStatus(pod).state === 'exited') handlers.onExit(sessionId);
+    };
+    const connect = async () => {
+      if (stopped) return;
+      try {
+        controller = await watch.watch(
+          `/api/v1/namespaces/${this.namespace}/pods`,
+          { labelSelector: this.ownershipSelector() },
+          onEvent,
+          () => {
+            controller = null;
+            schedule();
+          },
+        );
+        if (stopped) return controller.abort();
+        if (connected) handlers.onResync();
+        connected = true;
+      } catch (error) {
+        this.logger.warn({ msg: 'watching session pods failed; retrying', error: messageOf(error) });
+        connected = true;
+        schedule();
+      }
+    };
+    void connect();
+    return () => {
+      stopped = true;
+      if (retry) clearTimeout(retry);
+      controller?.abort();
+    };
   }
 
   async ping(): Promise<void> {
