@@ -66,7 +66,7 @@
 import { DEFAULT_TENANT_ID } from '../migrations/1795710000000-TenantsAndLifecycle';
 import { ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { cpSync, createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Client as PgClient } from 'pg';
@@ -853,12 +853,39 @@ async function guarded<T extends { cpu: CpuReport }>(what: string, measure: () =
   return { ...kept, attempts: tries.length, discarded: tries.filter((t) => t !== kept) };
 }
 
+/**
+ * A process and everything it started (Berth's gateway pumps WebSocket bytes in a child
+ * process): CPU, memory and CPU pinning count and move the whole tree.
+ */
+function processTree(pid: number): number[] {
+  const out = [pid];
+  for (let i = 0; i < out.length; i++) {
+    let tasks: string[] = [];
+    try {
+      tasks = readdirSync(`/proc/${out[i]}/task`);
+    } catch {
+      continue;
+    }
+    for (const task of tasks) {
+      try {
+        for (const child of readFileSync(`/proc/${out[i]}/task/${task}/children`, 'utf8').split(/\s+/).filter(Boolean)) out.push(Number(child));
+      } catch {
+        // the task ended meanwhile
+      }
+    }
+  }
+  return out;
+}
+
+const treeCpuSeconds = (pid: number) => processTree(pid).reduce((sum, p) => sum + processCpuSeconds(p), 0);
+const treeRss = (pid: number) => processTree(pid).reduce((sum, p) => sum + rssOf(p), 0);
+
 /** CPU accounting around `fn`: per-CPU busy %, and what other processes used once `pids`, this process and `fn`'s reported CPU are subtracted. */
 async function withCpu<T>(pids: number[], fn: () => Promise<{ value: T; cpuSeconds: number }>): Promise<{ value: T; cpu: CpuReport; seconds: number; pidCpuSeconds: number[] }> {
-  const before = { cpu: cpuTimes(), pids: pids.map(processCpuSeconds), self: process.cpuUsage(), t: Date.now() };
+  const before = { cpu: cpuTimes(), pids: pids.map(treeCpuSeconds), self: process.cpuUsage(), t: Date.now() };
   const { value, cpuSeconds } = await fn();
   const seconds = (Date.now() - before.t) / 1000;
-  const pidCpuSeconds = pids.map((pid, i) => processCpuSeconds(pid) - before.pids[i]);
+  const pidCpuSeconds = pids.map((pid, i) => treeCpuSeconds(pid) - before.pids[i]);
   const self = process.cpuUsage(before.self);
   const own = pidCpuSeconds.reduce((a, b) => a + b, 0) + cpuSeconds + (self.user + self.system) / 1e6;
   return { value, cpu: cpuDelta(before.cpu, cpuTimes(), own, seconds), seconds, pidCpuSeconds };
@@ -934,7 +961,7 @@ const wsUrl = (c: Running, suffix: string) => `ws://127.0.0.1:${c.port}${c.base}
 
 /** Moves every thread of a running process to `cpu` (the WebSocket round trip's second layout). */
 function pin(pid: number, cpu: string): void {
-  execFileSync('taskset', ['-a', '-p', '-c', cpu, String(pid)], { stdio: 'ignore' });
+  for (const p of processTree(pid)) execFileSync('taskset', ['-a', '-p', '-c', cpu, String(p)], { stdio: 'ignore' });
 }
 
 type Layout = 'split' | 'shared';
@@ -1123,7 +1150,8 @@ async function sampleMemory(c: Running, closed: number, t0: number): Promise<Idl
   const memory = await pending;
   return {
     t: Math.round((Date.now() - t0) / 1000),
-    rss: rssOf(proxy.pid),
+    // With the children it started (Berth's WebSocket splicer holds the idle sockets).
+    rss: treeRss(proxy.pid),
     heapUsed: memory.heapUsed,
     heapTotal: memory.heapTotal,
     external: memory.external,

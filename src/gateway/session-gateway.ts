@@ -1,7 +1,8 @@
 import { Injectable, Logger, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
 import { IncomingMessage, STATUS_CODES, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import type { Socket } from 'node:net';
+import { Socket } from 'node:net';
+import { TLSSocket } from 'node:tls';
 import { hashToken, tokenMatchesAny } from '../common/tokens';
 import { BerthConfig } from '../config/berth-config';
 import { SessionStatus } from '../sessions/session-status';
@@ -22,6 +23,7 @@ import {
 } from './gateway-credentials';
 import { RouteRevocationListener, SessionRoutes } from './session-routes';
 import { ForwardTarget, UpstreamFailure, UpstreamForwarder, forwardableHeaders } from './upstream-forwarder';
+import { SplicedSocket, WebSocketSplicer } from './websocket-splicer';
 
 /** Request headers the gateway replaces or must never pass on (a client could forge them). */
 const DROPPED_REQUEST_HEADERS = new Set([
@@ -69,8 +71,13 @@ export class SessionGateway implements RouteRevocationListener, OnModuleInit, On
   private readonly logger = new Logger(SessionGateway.name);
   private readonly forwarder = new UpstreamForwarder({ connectTimeoutMs: 5000, headersTimeoutMs: 30_000, bodyTimeoutMs: 300_000 });
   private readonly buffered = new BufferedForwarder();
-  /** Client sockets of open WebSockets, per session: what revocation closes. */
-  private readonly sockets = new Map<string, Set<Duplex>>();
+  /** Open WebSockets, per session: what revocation closes. */
+  private readonly sockets = new Map<string, Set<SplicedSocket>>();
+  /** WebSocket bytes are pumped in a small process of their own (see splice-child.ts). */
+  private readonly splicer = new WebSocketSplicer({
+    onActive: (sessionIds) => sessionIds.forEach((id) => this.activity.touch(id)),
+    onClosed: (sessionId, spliced) => this.untrack(sessionId, spliced),
+  });
   private readonly secrets = new Map<string, string>();
   private readonly secure: boolean;
   private readonly forwardedProto: string;
@@ -94,8 +101,9 @@ export class SessionGateway implements RouteRevocationListener, OnModuleInit, On
   async onApplicationShutdown(): Promise<void> {
     // Upgraded sockets are not the HTTP server's any more: close them here so
     // clients reconnect to another replica instead of hanging on to this one.
-    for (const sockets of this.sockets.values()) for (const socket of sockets) socket.destroy();
+    for (const sockets of [...this.sockets.values()]) for (const socket of [...sockets]) socket.destroy();
     this.sockets.clear();
+    await this.splicer.close();
     await this.forwarder.close();
     await this.buffered.close();
   }
@@ -142,8 +150,20 @@ export class SessionGateway implements RouteRevocationListener, OnModuleInit, On
     const open = this.sockets.get(sessionId);
     if (!open) return;
     this.logger.log({ msg: 'session ended: closing its WebSockets', sessionId, sockets: open.size });
-    for (const socket of open) socket.destroy();
+    for (const socket of [...open]) socket.destroy();
     this.sockets.delete(sessionId);
+  }
+
+  private track(sessionId: string, spliced: SplicedSocket): void {
+    let open = this.sockets.get(sessionId);
+    if (!open) this.sockets.set(sessionId, (open = new Set()));
+    open.add(spliced);
+  }
+
+  private untrack(sessionId: string, spliced: SplicedSocket): void {
+    const open = this.sockets.get(sessionId);
+    open?.delete(spliced);
+    if (open?.size === 0) this.sockets.delete(sessionId);
   }
 
   onResync(): void {
@@ -222,13 +242,18 @@ export class SessionGateway implements RouteRevocationListener, OnModuleInit, On
       head,
       this.target(address, req, route, credential),
       (upstream) => {
+        // Plain TCP sockets move to the splicer process; anything else (a TLS socket, whose
+        // state cannot move between processes) is pumped here.
+        if (isPlainSocket(client) && isPlainSocket(upstream)) {
+          this.track(sessionId, this.splicer.splice(sessionId, client, upstream));
+          return;
+        }
+        const spliced: SplicedSocket = { destroy: () => close() };
         const touch = () => this.activity.touch(sessionId);
         const close = () => {
           client.destroy();
           upstream.destroy();
-          const open = this.sockets.get(sessionId);
-          open?.delete(client);
-          if (open?.size === 0) this.sockets.delete(sessionId);
+          this.untrack(sessionId, spliced);
         };
         for (const socket of [client, upstream] as Socket[]) {
           socket.setNoDelay?.(true);
@@ -237,9 +262,7 @@ export class SessionGateway implements RouteRevocationListener, OnModuleInit, On
           socket.on('close', close);
         }
         (client as Socket).setKeepAlive?.(true, 30_000);
-        let open = this.sockets.get(sessionId);
-        if (!open) this.sockets.set(sessionId, (open = new Set()));
-        open.add(client);
+        this.track(sessionId, spliced);
         client.pipe(upstream);
         upstream.pipe(client);
       },
@@ -322,4 +345,9 @@ function rejectUpgrade(socket: Duplex, status: number, body: string, headers: Re
 
 function statusText(status: number): string {
   return STATUS_CODES[status] ?? 'Error';
+}
+
+/** A TCP socket whose handle can be handed to another process (not TLS, still open). */
+function isPlainSocket(socket: Duplex): socket is Socket {
+  return socket instanceof Socket && !(socket instanceof TLSSocket) && !socket.destroyed && !!(socket as unknown as { _handle?: unknown })._handle;
 }
