@@ -96,6 +96,7 @@ export class SessionGateway implements RouteRevocationListener, OnModuleInit, On
 
   onModuleInit(): void {
     this.routes.onRevocation(this);
+    this.splicer.start();
   }
 
   async onApplicationShutdown(): Promise<void> {

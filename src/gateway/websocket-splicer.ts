@@ -23,8 +23,9 @@ export interface SpliceEvents {
  * hands both sockets over with their handles, so the bytes never pass through
  * the gateway's own heap. See splice-child.ts for why.
  *
- * The child is started with the first WebSocket and again after it exits (its
- * WebSockets end with it, as they would with the gateway; clients reconnect).
+ * The child is started with the gateway (so the first WebSocket does not wait
+ * for it) and again after it exits (its WebSockets end with it, as they would
+ * with the gateway; clients reconnect).
  * Bytes the gateway had already read from a socket travel with its handle.
  */
 export class WebSocketSplicer {
@@ -34,6 +35,11 @@ export class WebSocketSplicer {
   private closing = false;
 
   constructor(private readonly events: SpliceEvents) {}
+
+  /** Starts the child now rather than with the first WebSocket. */
+  start(): void {
+    this.ensureChild();
+  }
 
   splice(sessionId: string, client: Socket, upstream: Socket): SplicedSocket {
     const child = this.ensureChild();
@@ -98,7 +104,11 @@ export class WebSocketSplicer {
       if (this.child === child) this.child = null;
       // Its WebSockets went with it.
       for (const key of [...this.open.keys()]) this.forget(key);
-      if (!this.closing) this.logger.warn({ msg: 'WebSocket splicer exited; the next WebSocket starts a new one', code, signal });
+      if (this.closing) return;
+      this.logger.warn({ msg: 'WebSocket splicer exited; starting a new one', code, signal });
+      setTimeout(() => {
+        if (!this.closing && !this.child) this.ensureChild();
+      }, 1000).unref();
     });
     child.on('error', (error) => this.logger.warn({ msg: 'WebSocket splicer error', error: error.message }));
     this.child = child;
