@@ -138,6 +138,9 @@ describe('chaos: crashes and restarts lose nothing (private Postgres, Redis, Doc
     await waitFor(ids, ['started'], 30_000, 'every session to start after the workers were killed');
     for (const id of ids) {
       expect(containersOf(id)).toHaveLength(1);
+      // The agent can call back before the engine has finished recording its start (the Docker
+      // API's `start` still returning under load): its listing says `created` for a moment.
+      await until(async () => ((await runningContainers(id)).length > 0 ? true : null), 5000, `the container of ${id} to be listed running`);
       expect(await runningContainers(id)).toHaveLength(1);
     }
     await deleteAll(sessions);
