@@ -34,12 +34,11 @@
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import http from 'node:http';
-import { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { Client as PgClient } from 'pg';
 import WebSocket from 'ws';
 import { deriveSecret } from '../src/common/tokens';
+import { CallbackReceiver } from './baselines';
 import {
   BENCH,
   DATABASE_URL,
@@ -201,49 +200,6 @@ async function medianMemAvailable(reads = 5, gapMs = 1000): Promise<number> {
 
 // ---------------------------------------------------------------------------- engine baseline
 
-/** A stand-in for Berth's callback API: records when each container reports ready. */
-class ReadyReceiver {
-  private readonly waiting = new Map<string, (at: number) => void>();
-  private readonly server = http.createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const at = now();
-      try {
-        const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { session_id?: string };
-        if (req.url?.endsWith('/tunnel') && body.session_id) this.waiting.get(body.session_id)?.(at);
-      } catch {
-        // not ours
-      }
-      res.writeHead(204).end();
-    });
-  });
-  url = '';
-
-  async listen(): Promise<void> {
-    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}/api/v1/callbacks`;
-  }
-
-  expect(sessionId: string, timeoutMs = 30_000): Promise<number> {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.waiting.delete(sessionId);
-        reject(new Error(`no ready callback within ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.waiting.set(sessionId, (at) => {
-        clearTimeout(timer);
-        this.waiting.delete(sessionId);
-        resolve(at);
-      });
-    });
-  }
-
-  close(): void {
-    this.server.close();
-  }
-}
-
 interface BaselineSample {
   mode: Mode;
   /** Bound: a cold start's environment (session id, callback). Unbound: a warm pool container's (launch options only). */
@@ -274,13 +230,13 @@ function berthRunFlags(): string[] {
   ];
 }
 
-async function runBaselineOnce(receiver: ReadyReceiver, mode: Mode, bound: boolean): Promise<BaselineSample> {
+async function runBaselineOnce(receiver: CallbackReceiver, mode: Mode, bound: boolean): Promise<BaselineSample> {
   const sessionId = randomUUID();
   const secret = randomBytes(32).toString('base64url');
   const port = await freePort();
   const name = `bench-baseline-browser-${randomBytes(4).toString('hex')}`;
   const sample: BaselineSample = { mode, bound };
-  const ready = bound ? receiver.expect(sessionId) : Promise.resolve(NaN);
+  const ready = bound ? receiver.expect(sessionId).then(({ at }) => at) : Promise.resolve(NaN);
   ready.catch(() => undefined);
   const env: Record<string, string> = {
     BERTH_PORT: String(port),
@@ -822,7 +778,7 @@ async function main(): Promise<void> {
   events.start();
   const report: string[] = [];
   const json: Record<string, unknown> = { machine, loadBefore, foreignBefore, args, instance: BENCH.instance, image: BROWSER_IMAGE };
-  const receiver = new ReadyReceiver();
+  const receiver = new CallbackReceiver();
   await receiver.listen();
   try {
     report.push(`# Browser benchmark (${machine.date})`, '', `Load average before: ${loadBefore.load1}/${loadBefore.load5}/${loadBefore.load15}; other containers on the engine: ${foreignBefore}.`, '');

@@ -17,6 +17,7 @@ import {
   StartedContainer,
   sessionContainerName,
 } from '../container-platform';
+import { OpenStream, keepWatching } from '../keep-watching';
 import { ConcurrencyLimit } from './concurrency-limit';
 import { PublishedPort, buildContainerOptions, isLoopback } from './docker-container-options';
 
@@ -200,70 +201,34 @@ export class DockerPlatform implements ContainerPlatform {
    * every second; each reconnection is a resync.
    */
   watchExits(handlers: ExitHandlers): () => void {
-    let stopped = false;
-    let connected = false;
-    let stream: NodeJS.ReadableStream | null = null;
-    let retry: NodeJS.Timeout | null = null;
-    const schedule = () => {
-      if (stopped || retry) return;
-      retry = setTimeout(() => {
-        retry = null;
-        void connect();
-      }, EVENT_RETRY_MS);
-      retry.unref();
-    };
-    const connect = async () => {
-      try {
-        const events = (await this.docker.getEvents({
-          filters: {
-            type: ['container'],
-            event: ['die'],
-            label: [`${LABELS.managedBy}=berth`, `${LABELS.instance}=${this.config.platform.instance}`],
-          },
-        })) as NodeJS.ReadableStream & { destroy(): void };
-        if (stopped) return events.destroy();
-        stream = events;
-        if (connected) handlers.onResync();
-        connected = true;
-        let pending = '';
-        events.on('data', (chunk: Buffer) => {
-          pending += chunk.toString('utf8');
-          for (let newline = pending.indexOf('\n'); newline >= 0; newline = pending.indexOf('\n')) {
-            const line = pending.slice(0, newline).trim();
-            pending = pending.slice(newline + 1);
-            if (!line) continue;
-            try {
-              const event = JSON.parse(line) as { Actor?: { Attributes?: Record<string, string> } };
-              const sessionId = event.Actor?.Attributes?.[LABELS.sessionId];
-              if (sessionId) handlers.onExit(sessionId);
-            } catch {
-              this.logger.warn({ msg: 'unreadable Docker event skipped', line: line.slice(0, 200) });
-            }
+    const open: OpenStream = async (ended) => {
+      const events = (await this.docker.getEvents({
+        filters: {
+          type: ['container'],
+          event: ['die'],
+          label: [`${LABELS.managedBy}=berth`, `${LABELS.instance}=${this.config.platform.instance}`],
+        },
+      })) as NodeJS.ReadableStream & { destroy(): void };
+      let pending = '';
+      events.on('data', (chunk: Buffer) => {
+        pending += chunk.toString('utf8');
+        for (let newline = pending.indexOf('\n'); newline >= 0; newline = pending.indexOf('\n')) {
+          const line = pending.slice(0, newline).trim();
+          pending = pending.slice(newline + 1);
+          if (!line) continue;
+          try {
+            const event = JSON.parse(line) as { Actor?: { Attributes?: Record<string, string> } };
+            const sessionId = event.Actor?.Attributes?.[LABELS.sessionId];
+            if (sessionId) handlers.onExit(sessionId);
+          } catch {
+            this.logger.warn({ msg: 'unreadable Docker event skipped', line: line.slice(0, 200) });
           }
-        });
-        let ended = false;
-        const reconnect = () => {
-          if (ended) return;
-          ended = true;
-          stream = null;
-          if (!stopped) this.logger.warn({ msg: 'Docker event stream ended; reconnecting' });
-          schedule();
-        };
-        events.on('end', reconnect);
-        events.on('close', reconnect);
-        events.on('error', reconnect);
-      } catch {
-        // The engine is not answering: the ping watch and /health report that; keep trying.
-        connected = true; // what happens until it answers is only seen by a resync
-        schedule();
-      }
+        }
+      });
+      for (const event of ['end', 'close', 'error']) events.on(event, ended);
+      return () => events.destroy();
     };
-    void connect();
-    return () => {
-      stopped = true;
-      if (retry) clearTimeout(retry);
-      (stream as (NodeJS.ReadableStream & { destroy(): void }) | null)?.destroy();
-    };
+    return keepWatching(open, () => handlers.onResync(), { retryMs: EVENT_RETRY_MS, logger: this.logger, what: 'Docker event stream' });
   }
 
   async ping(): Promise<void> {

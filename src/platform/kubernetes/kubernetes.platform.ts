@@ -17,6 +17,7 @@ import {
   StartedContainer,
   sessionContainerName,
 } from '../container-platform';
+import { OpenStream, keepWatching } from '../keep-watching';
 import { kubernetesClient } from './kubernetes-client';
 import { makePersistentVolumeClaim, makeSessionPod, podUpstreamUrl, sessionNetworkEnv } from './kubernetes-objects';
 
@@ -218,50 +219,16 @@ export class KubernetesPlatform implements ContainerPlatform {
    */
   watchExits(handlers: ExitHandlers): () => void {
     const watch = new (kubernetesClient().Watch)(this.kubeConfig);
-    let stopped = false;
-    let connected = false;
-    let controller: AbortController | null = null;
-    let retry: NodeJS.Timeout | null = null;
-    const schedule = () => {
-      if (stopped || retry) return;
-      retry = setTimeout(() => {
-        retry = null;
-        void connect();
-      }, WATCH_RETRY_MS);
-      retry.unref();
-    };
     const onEvent = (type: string, pod: V1Pod) => {
       const sessionId = pod?.metadata?.labels?.[LABELS.sessionId];
       if (!sessionId) return;
       if (type === 'DELETED' || podStatus(pod).state === 'exited') handlers.onExit(sessionId);
     };
-    const connect = async () => {
-      if (stopped) return;
-      try {
-        controller = await watch.watch(
-          `/api/v1/namespaces/${this.namespace}/pods`,
-          { labelSelector: this.ownershipSelector() },
-          onEvent,
-          () => {
-            controller = null;
-            schedule();
-          },
-        );
-        if (stopped) return controller.abort();
-        if (connected) handlers.onResync();
-        connected = true;
-      } catch (error) {
-        this.logger.warn({ msg: 'watching session pods failed; retrying', error: messageOf(error) });
-        connected = true;
-        schedule();
-      }
+    const open: OpenStream = async (ended) => {
+      const controller = await watch.watch(`/api/v1/namespaces/${this.namespace}/pods`, { labelSelector: this.ownershipSelector() }, onEvent, () => ended());
+      return () => controller.abort();
     };
-    void connect();
-    return () => {
-      stopped = true;
-      if (retry) clearTimeout(retry);
-      controller?.abort();
-    };
+    return keepWatching(open, () => handlers.onResync(), { retryMs: WATCH_RETRY_MS, logger: this.logger, what: 'the session pod watch' });
   }
 
   async ping(): Promise<void> {
