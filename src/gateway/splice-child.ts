@@ -11,38 +11,47 @@
  * (docs/BENCHMARKS.md). This process loads nothing but Node's core: the same
  * collections mark a heap of a few MiB.
  *
+ * Why it looks the way it does: most WebSockets sit idle for hours, so what
+ * one costs at rest is what counts. Every socket shares the same four
+ * listener functions (they find their pair through the socket itself)
+ * instead of pipe()'s eight closures per direction plus ours: 2.5 KiB of
+ * heap per WebSocket instead of 6.2 (measured with 1,000).
+ *
  * It imports nothing from Berth on purpose. Protocol (IPC messages):
  *   parent -> child  {type:'client'|'upstream', key, sessionId, pending}  + the socket handle
- *                    {type:'close', key}       end one WebSocket
- *                    {type:'close-session', sessionId}  end all of a session's
+ *                    {type:'close', key}       end one WebSocket (the gateway knows a session's keys)
  *   child -> parent  {type:'closed', key, sessionId}
  *                    {type:'active', sessionIds}  sessions with traffic since the last report
  */
 import type { Socket } from 'node:net';
 
 interface SpliceMessage {
-  type: 'client' | 'upstream' | 'close' | 'close-session';
-  key?: string;
+  type: 'client' | 'upstream' | 'close';
+  key?: number;
   sessionId?: string;
   /** Bytes the parent had already read from this socket (base64): they go to the other side first. */
   pending?: string;
 }
 
 interface Pair {
-  key: string;
+  key: number;
   sessionId: string;
-  client?: Socket;
-  upstream?: Socket;
-  clientPending?: Buffer;
-  upstreamPending?: Buffer;
+  client: Socket | undefined;
+  upstream: Socket | undefined;
+  clientPending: Buffer | undefined;
+  upstreamPending: Buffer | undefined;
   closed: boolean;
 }
+
+/** A socket as this process holds it: its pair and the socket on the other side. */
+type Spliced = Socket & { [PAIR]?: Pair; [PEER]?: Socket };
+const PAIR = Symbol('pair');
+const PEER = Symbol('peer');
 
 /** How often traffic is reported to the parent (it debounces its writes further). */
 const ACTIVITY_REPORT_MS = 1000;
 
-const pairs = new Map<string, Pair>();
-const bySession = new Map<string, Set<string>>();
+const pairs = new Map<number, Pair>();
 let active = new Set<string>();
 
 function send(message: object): void {
@@ -55,32 +64,49 @@ function closePair(pair: Pair): void {
   pair.client?.destroy();
   pair.upstream?.destroy();
   pairs.delete(pair.key);
-  const keys = bySession.get(pair.sessionId);
-  keys?.delete(pair.key);
-  if (keys?.size === 0) bySession.delete(pair.sessionId);
   send({ type: 'closed', key: pair.key, sessionId: pair.sessionId });
 }
 
+// The listeners every spliced socket shares (`this` is the socket).
+
+/** Forwards with backpressure: a peer that cannot take more pauses this side until it drains. */
+function onData(this: Spliced, chunk: Buffer): void {
+  active.add(this[PAIR]!.sessionId);
+  if (!this[PEER]!.write(chunk)) this.pause();
+}
+function onDrain(this: Spliced): void {
+  this[PEER]!.resume();
+}
+/** A half-close travels on, as with pipe(). */
+function onEnd(this: Spliced): void {
+  this[PEER]!.end();
+}
+function onCloseOrError(this: Spliced): void {
+  closePair(this[PAIR]!);
+}
+
 function start(pair: Pair): void {
-  const client = pair.client!;
-  const upstream = pair.upstream!;
+  const client = pair.client as Spliced;
+  const upstream = pair.upstream as Spliced;
   // What the parent had read already goes first, in order.
   if (pair.clientPending?.length) upstream.write(pair.clientPending);
   if (pair.upstreamPending?.length) client.write(pair.upstreamPending);
-  const touch = () => active.add(pair.sessionId);
+  pair.clientPending = pair.upstreamPending = undefined;
+  client[PEER] = upstream;
+  upstream[PEER] = client;
   for (const socket of [client, upstream]) {
     socket.setNoDelay(true);
-    socket.on('data', touch);
-    socket.on('close', () => closePair(pair));
+    socket.on('data', onData);
+    socket.on('drain', onDrain);
+    socket.on('end', onEnd);
+    socket.on('close', onCloseOrError);
   }
   client.setKeepAlive(true, 30_000);
-  client.pipe(upstream);
-  upstream.pipe(client);
 }
 
-function attach(message: SpliceMessage, socket: Socket | undefined): void {
+function attach(message: SpliceMessage, socket: Spliced | undefined): void {
   const { key, sessionId } = message;
-  if (!key || !sessionId) {
+  if (key === undefined || !sessionId) {
     socket?.destroy();
     return;
   }
@@ -93,14 +119,11 @@ function attach(message: SpliceMessage, socket: Socket | undefined): void {
   }
   let pair = pairs.get(key);
   if (!pair) {
-    pair = { key, sessionId, closed: false };
+    pair = { key, sessionId, client: undefined, upstream: undefined, clientPending: undefined, upstreamPending: undefined, closed: false };
     pairs.set(key, pair);
-    let keys = bySession.get(sessionId);
-    if (!keys) bySession.set(sessionId, (keys = new Set()));
-    keys.add(key);
   }
-  const current = pair;
-  socket.on('error', () => closePair(current));
+  socket[PAIR] = pair;
+  socket.on('error', onCloseOrError);
   const pending = message.pending ? Buffer.from(message.pending, 'base64') : undefined;
   if (message.type === 'client') {
     pair.client = socket;
@@ -120,18 +143,12 @@ process.on('message', (message: SpliceMessage, handle: unknown) => {
   switch (message?.type) {
     case 'client':
     case 'upstream':
-      return attach(message, handle as Socket | undefined);
+      return attach(message, handle as Spliced | undefined);
     case 'close': {
-      const pair = message.key ? pairs.get(message.key) : undefined;
+      const pair = message.key !== undefined ? pairs.get(message.key) : undefined;
       if (pair) closePair(pair);
       return;
     }
-    case 'close-session':
-      for (const key of [...(bySession.get(message.sessionId ?? '') ?? [])]) {
-        const pair = pairs.get(key);
-        if (pair) closePair(pair);
-      }
-      return;
   }
 });
 

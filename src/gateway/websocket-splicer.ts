@@ -1,6 +1,5 @@
 import { Logger } from '@nestjs/common';
 import { ChildProcess, fork } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { join } from 'node:path';
@@ -31,7 +30,9 @@ export interface SpliceEvents {
 export class WebSocketSplicer {
   private readonly logger = new Logger(WebSocketSplicer.name);
   private child: ChildProcess | null = null;
-  private readonly open = new Map<string, { sessionId: string; spliced: SplicedSocket }>();
+  private readonly open = new Map<number, { sessionId: string; spliced: SplicedSocket }>();
+  /** Names one spliced WebSocket between the gateway and the child. */
+  private nextKey = 1;
   private closing = false;
 
   constructor(private readonly events: SpliceEvents) {}
@@ -43,7 +44,7 @@ export class WebSocketSplicer {
 
   splice(sessionId: string, client: Socket, upstream: Socket): SplicedSocket {
     const child = this.ensureChild();
-    const key = randomUUID();
+    const key = this.nextKey++;
     const spliced: SplicedSocket = { destroy: () => this.close(key) };
     this.open.set(key, { sessionId, spliced });
     const hand = (type: 'client' | 'upstream', socket: Socket) => {
@@ -63,8 +64,8 @@ export class WebSocketSplicer {
 
   /** Ends every WebSocket and the child (shutdown). */
   async close(): Promise<void>;
-  close(key: string): void;
-  close(key?: string): void | Promise<void> {
+  close(key: number): void;
+  close(key?: number): void | Promise<void> {
     if (key === undefined) return this.shutdown();
     const entry = this.open.get(key);
     if (!entry) return;
@@ -72,7 +73,7 @@ export class WebSocketSplicer {
     this.forget(key);
   }
 
-  private forget(key: string): void {
+  private forget(key: number): void {
     const entry = this.open.get(key);
     if (!entry) return;
     this.open.delete(key);
@@ -96,9 +97,9 @@ export class WebSocketSplicer {
     if (this.child && this.child.connected) return this.child;
     const { file, execArgv } = childEntry();
     const child = fork(file, [], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'json' });
-    child.on('message', (message: { type?: string; key?: string; sessionIds?: string[] }) => {
+    child.on('message', (message: { type?: string; key?: number; sessionIds?: string[] }) => {
       if (message?.type === 'active' && message.sessionIds) this.events.onActive(message.sessionIds);
-      else if (message?.type === 'closed' && message.key) this.forget(message.key);
+      else if (message?.type === 'closed' && message.key !== undefined) this.forget(message.key);
     });
     child.on('exit', (code, signal) => {
       if (this.child === child) this.child = null;
