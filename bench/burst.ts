@@ -14,7 +14,8 @@
  *   - Berth (POOL_TERMINALS=0): --n concurrent POST /api/v1/terminals, each followed by
  *     GET ?wait_seconds until `started`; POST -> `started` per launch, failures counted.
  * Containers are removed only once the whole burst is up (so removal does not compete
- * with the burst), then the next part starts with the engine idle.
+ * with the burst), and the next part starts once the CPUs have been under 10 % busy for
+ * 3 s. The order of the three rotates from round to round.
  * Berth's side is broken down from its JSON logs and `docker events`.
  *
  * Output: markdown on stdout, JSON in bench/results/burst-<time>.json.
@@ -39,6 +40,7 @@ import {
   freePort,
   launchUntilStarted,
   loadAverage,
+  waitForQuiet,
   log,
   machineInfo,
   markdownTable,
@@ -337,18 +339,19 @@ async function main(): Promise<void> {
     const warm = await launchUntilStarted(berth.url, 'terminals');
     await deleteSession(berth.url, warm.session.id);
     await waitFor(async () => (await benchContainerCount()) === 0, 60_000, 'the warm-up container to go', 100);
+    // The order rotates each round (round 1: floors then Berth; round 2 starts one
+    // later; ...), so no contender always runs first on the freshest engine, and
+    // each burst starts on a quiet machine (the previous burst's removals done).
+    const parts: ('berth' | 'cli' | 'api')[] = [...floors, 'berth'];
     for (let round = 1; round <= args.rounds && !aborted(); round++) {
-      for (const via of floors) {
-        await sleep(3000);
-        log(`round ${round}: engine floor (${via}), ${args.n} at once`);
-        bursts.push(await engineBurst(round, via));
-        log(`  p50 ${fmtMs(stats(bursts[bursts.length - 1].ready)?.p50)} ms, p99 ${fmtMs(stats(bursts[bursts.length - 1].ready)?.p99)} ms`);
+      const shift = (round - 1) % parts.length;
+      for (const part of [...parts.slice(shift), ...parts.slice(0, shift)]) {
+        const quiet = await waitForQuiet();
+        log(`round ${round}: ${part === 'berth' ? 'Berth' : `engine floor (${part})`}, ${args.n} at once (machine ${quiet.quiet ? 'quiet' : 'still busy'} after ${(quiet.waitedMs / 1000).toFixed(0)} s: CPU ${(quiet.lastBusy * 100).toFixed(0)} % busy)`);
+        bursts.push(part === 'berth' ? await berthBurst(berth, events, round) : await engineBurst(round, part));
+        const last = bursts[bursts.length - 1];
+        log(`  p50 ${fmtMs(stats(last.ready)?.p50)} ms, p99 ${fmtMs(stats(last.ready)?.p99)} ms, ${last.failures.length} failed`);
       }
-      await sleep(3000);
-      log(`round ${round}: Berth, ${args.n} launches at once`);
-      bursts.push(await berthBurst(berth, events, round));
-      const last = bursts[bursts.length - 1];
-      log(`  p50 ${fmtMs(stats(last.ready)?.p50)} ms, p99 ${fmtMs(stats(last.ready)?.p99)} ms, ${last.failures.length} failed`);
     }
   } finally {
     events.stop();

@@ -187,6 +187,37 @@ export function loadAverage(): { load1: number; load5: number; load15: number; u
 }
 const round2 = (x: number) => Math.round(x * 100) / 100;
 
+/** Busy share of all CPUs over `ms` (from /proc/stat; iowait counts as idle). */
+export async function cpuBusyShare(ms = 1000): Promise<number> {
+  const read = () => {
+    const [user, nice, system, idle, iowait, irq, softirq, steal] = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+    return { busy: user + nice + system + irq + softirq + (steal || 0), total: user + nice + system + idle + iowait + irq + softirq + (steal || 0) };
+  };
+  const a = read();
+  await new Promise((resolve) => setTimeout(resolve, ms));
+  const b = read();
+  return (b.busy - a.busy) / Math.max(1, b.total - a.total);
+}
+
+/**
+ * Waits until the machine is quiet: the CPUs at most `maxBusy` busy for
+ * `seconds` one-second windows in a row (at most `timeoutMs`). The engine
+ * finishes removing containers (unmounts, cgroups) after its API has
+ * answered; a burst started meanwhile would be measured against that work.
+ * Returns the busy shares seen, for the report.
+ */
+export async function waitForQuiet(maxBusy = 0.1, seconds = 3, timeoutMs = 60_000): Promise<{ waitedMs: number; quiet: boolean; lastBusy: number }> {
+  const start = Date.now();
+  let calm = 0;
+  let lastBusy = 1;
+  while (Date.now() - start < timeoutMs) {
+    lastBusy = await cpuBusyShare(1000);
+    calm = lastBusy <= maxBusy ? calm + 1 : 0;
+    if (calm >= seconds) return { waitedMs: Date.now() - start, quiet: true, lastBusy };
+  }
+  return { waitedMs: Date.now() - start, quiet: false, lastBusy };
+}
+
 export function machineInfo(): Record<string, string | number> {
   const cpu = readFileSync('/proc/cpuinfo', 'utf8').match(/^model name\s*:\s*(.+)$/m)?.[1] ?? '(unknown)';
   return {
