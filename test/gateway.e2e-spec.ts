@@ -3,7 +3,9 @@ import { AddressInfo } from 'node:net';
 import WebSocket, { WebSocketServer } from 'ws';
 import { SessionsRepository } from '../src/sessions/sessions.repository';
 import { upstreamSecret } from '../src/sessions/session-secrets';
-import { Berth, eventually, httpRequest, insertSession, resetDatabase, sleep, sql, startBerth, startGateway } from './support/berth-harness';
+import { PgListener } from '../src/database/pg-listener';
+import { SESSION_CHANGED_CHANNEL } from '../src/sessions/session-change-feed';
+import { api, Berth, eventually, httpRequest, insertSession, resetDatabase, sleep, sql, startBerth, startGateway } from './support/berth-harness';
 import { testConfig } from './support/test-config';
 
 /**
@@ -262,6 +264,28 @@ describe('gateway: authentication, forwarding and revocation (real Postgres)', (
     expect((await closed) - ended).toBeLessThan(1000);
     const after = await httpRequest(`${berth.url}/s/${s.id}/`, { headers: { authorization: `Bearer ${s.token}` } });
     expect(after.status).toBe(401);
+  });
+
+  it('stops a token before the DELETE answers, however late the NOTIFY', async () => {
+    const s = await insertSession({ upstreamUrl: upstream.url });
+    const get = (token: string) => httpRequest(`${berth.url}/s/${s.id}/`, { headers: { authorization: `Bearer ${token}` } });
+    expect((await get(s.token)).status).toBe(200); // the route, with its token hashes, is now cached
+    // Postgres' NOTIFY can reach this process after the API has answered (it comes on another
+    // connection); hold every one back for 1.5 s to make that window wide.
+    const channels = (berth.app.get(PgListener) as unknown as { channels: Map<string, Set<{ onNotification(payload: string): void }>> }).channels;
+    const held: { listener: { onNotification(payload: string): void }; original: (payload: string) => void }[] = [];
+    for (const listener of channels.get(SESSION_CHANGED_CHANNEL) ?? []) {
+      const original = listener.onNotification.bind(listener);
+      held.push({ listener, original });
+      listener.onNotification = (payload) => void sleep(1500).then(() => original(payload));
+    }
+    try {
+      expect(held.length).toBeGreaterThan(0);
+      expect((await api(berth.url, 'DELETE', `/api/v1/terminals/${s.id}`)).status).toBe(200);
+      expect((await get(s.token)).status).toBe(401);
+    } finally {
+      for (const { listener, original } of held) listener.onNotification = original;
+    }
   });
 
   it('serves routes from memory: one database read per session in steady state', async () => {

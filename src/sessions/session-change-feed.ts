@@ -25,7 +25,21 @@ export interface SessionChangeListener {
  */
 @Injectable()
 export class SessionChangeFeed {
+  private readonly local = new Set<SessionChangeListener>();
+
   constructor(private readonly listener: PgListener) {}
+
+  /**
+   * A change this process has just committed, delivered to this process'
+   * subscribers now rather than when Postgres' NOTIFY comes back on the
+   * listening connection, which can be after the caller has its answer: a
+   * DELETE's response must not race the gateway that still trusts the token.
+   * The NOTIFY follows anyway (every subscriber applies a change idempotently)
+   * and is what other processes hear.
+   */
+  committed(change: SessionChange): void {
+    for (const listener of [...this.local]) listener.onSessionChanged(change);
+  }
 
   /** True while notifications are being received; caches may be trusted. */
   get healthy(): boolean {
@@ -33,7 +47,8 @@ export class SessionChangeFeed {
   }
 
   subscribe(listener: SessionChangeListener): () => void {
-    return this.listener.subscribe(SESSION_CHANGED_CHANNEL, {
+    this.local.add(listener);
+    const unsubscribe = this.listener.subscribe(SESSION_CHANGED_CHANNEL, {
       onNotification: (payload) => {
         const separator = payload.indexOf(':');
         if (separator < 0) return;
@@ -41,5 +56,9 @@ export class SessionChangeFeed {
       },
       onResync: () => listener.onResync(),
     });
+    return () => {
+      this.local.delete(listener);
+      unsubscribe();
+    };
   }
 }

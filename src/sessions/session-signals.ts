@@ -1,6 +1,6 @@
 import { BeforeApplicationShutdown, Injectable, OnModuleInit } from '@nestjs/common';
 import { EventEmitter } from 'node:events';
-import { SessionChangeFeed } from './session-change-feed';
+import { SessionChange, SessionChangeFeed } from './session-change-feed';
 
 const CLOSING = Symbol('closing');
 const RESYNC = Symbol('resync');
@@ -39,6 +39,16 @@ export class SessionSignals implements OnModuleInit, BeforeApplicationShutdown {
 
   changed(sessionId: string): void {
     this.emitter.emit(sessionId);
+  }
+
+  /**
+   * A change this process committed that changes who may enter (the session
+   * left `started`, or its tokens changed): every cache in this process, the
+   * gateway's routes among them, drops it before the caller gets its answer,
+   * and waiters wake.
+   */
+  committed(change: SessionChange): void {
+    this.feed.committed(change);
   }
 
   /** Resolves on the next change of this session, or after `ms`. */

@@ -223,6 +223,8 @@ export class SessionsService {
   private async handOut(session: Session, principal: Principal, why: string, activity = true): Promise<CreatedSession> {
     const accessToken = generateToken();
     await this.sessions.addAccessToken(session.id, hashToken(accessToken));
+    // The new token opens the session as soon as the caller has it (and a pruned one no longer does).
+    this.signals.committed({ sessionId: session.id, status: 'tokens' });
     await this.sessions.recordEvent(session.id, 'handed_out', principal.actor, { why });
     const current = activity && isLive(session.status) ? ((await this.sessions.recordActivity([session.id], 'launch'))[0] ?? session) : session;
     this.logger.log({ msg: 'session handed out again', sessionId: session.id, why });
@@ -297,7 +299,8 @@ export class SessionsService {
     if (!isLive(current.status)) return current;
     const stopping = await this.sessions.transition(current.id, SessionStatus.Stopping, { stopStatus, endReason: reason, actor });
     if (!stopping) return (await this.sessions.findById(current.id)) ?? current; // ended concurrently by someone else
-    this.signals.changed(current.id);
+    // Its token stops working here and now, not when Postgres' NOTIFY comes back.
+    this.signals.committed({ sessionId: current.id, status: SessionStatus.Stopping });
     this.logger.log({ msg: 'session stopping', sessionId: current.id, reason });
     await this.jobs.teardown(current.id).catch((error: Error) => {
       // Already `stopping`: the cleanup sweep retries the removal if this enqueue failed.
